@@ -1,0 +1,205 @@
+/**
+ * The composition root: config -> logger -> transports -> transactions -> routing -> media
+ * -> taps -> http. Nothing else lives here: each piece is built, wired, and closed in
+ * reverse order.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { CallRegistry } from './calls/call-registry.js';
+import type { Config } from './config/schema.js';
+import { createApp } from './http/app.js';
+import { webRoot } from './paths.js';
+import { FileLocationStore } from './registrar/file-store.js';
+import { MemoryLocationStore, type LocationStore } from './registrar/location-store.js';
+import { Registrar } from './registrar/registrar.js';
+import type { RoutingScript } from './routing/api.js';
+import { script as defaultScript } from './routing/script.js';
+import { Locality } from './sip/proxy/locality.js';
+import { Proxy } from './sip/proxy/proxy.js';
+import { Resolver } from './sip/proxy/resolver.js';
+import { SipStack } from './sip/stack.js';
+import { Timers } from './sip/transaction/timers.js';
+import { TransactionLayer } from './sip/transaction/transaction-layer.js';
+import { TransportLayer } from './sip/transport/transport-layer.js';
+import { WsTransport } from './sip/transport/ws.js';
+
+export interface GatewayOptions {
+  /** a routing script other than server/routing/script.ts (tests, embedding) */
+  script?: RoutingScript;
+}
+
+export interface Gateway {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly registrar: Registrar;
+  readonly calls: CallRegistry;
+  readonly transports: TransportLayer;
+  readonly transactions: TransactionLayer;
+  readonly stack: SipStack;
+  /** the ports actually bound (0 in the config picks free ones) */
+  readonly ports: { udp: number | null; http: number; https: number | null };
+  readonly advertise: string;
+  close(): Promise<void>;
+}
+
+export async function startGateway(config: Config, log: Logger, opts: GatewayOptions = {}): Promise<Gateway> {
+  const closers: (() => Promise<void> | void)[] = [];
+  const close = async (): Promise<void> => {
+    for (const c of closers.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        log.warn({ err: e }, 'error while closing');
+      }
+    }
+  };
+  try {
+    const advertise = config.sip.advertise ?? detectAddress();
+
+    // registrar and its store
+    const store = await openStore(config);
+    closers.push(() => store.close());
+    const registrar = new Registrar(store, { ...config.registrar, realm: config.sip.realm }, config.users);
+    registrar.start();
+    closers.push(() => registrar.stop());
+    logRegistrations(registrar, log);
+
+    // transports -> transactions -> proxy
+    const timers = new Timers(config.sip.timers);
+    let stack: SipStack | null = null;
+    const transports = new TransportLayer((buf, src) => stack!.receive(buf, src), (err, where) => log.warn({ err, where }, 'transport error'));
+    closers.push(() => transports.close());
+    const transactions = new TransactionLayer(timers, transports);
+    closers.push(() => transactions.close());
+    stack = new SipStack(transactions, { forceRport: config.sip.forceRport }, log.child({ component: 'sip' }));
+    transports.onFlowClosed = (flow) => void registrar.connectionClosed(flow.id);
+
+    let udpPort: number | null = null;
+    if (config.sip.udp !== false) {
+      const iface = await transports.listenUdp(config.sip.udp.address, config.sip.udp.port, advertise);
+      udpPort = iface.port;
+    }
+
+    const calls = new CallRegistry();
+    closers.push(() => calls.endAll('shutdown'));
+
+    // http: the softphone, the API and SIP over WebSocket on one port
+    let listening = false;
+    const app = createApp({
+      registrar,
+      calls,
+      webRoot,
+      apiToken: config.http.apiToken,
+      log: log.child({ component: 'http' }),
+      ready: () => listening,
+    });
+    const servers: (http.Server | https.Server)[] = [];
+    const wsOptions = { path: config.http.wsPath, pingInterval: config.http.wsPingInterval, maxMessageSize: 64 * 1024 };
+    const attachWs = (kind: 'ws' | 'wss', server: http.Server | https.Server): void => {
+      const ws = new WsTransport(kind, server, wsOptions, () => transports.nextFlowId(), (buf, src) => stack!.receive(buf, src),
+        (flow) => transports.flowOpened(flow), (flow) => transports.flowClosed(flow));
+      closers.push(() => ws.close());
+    };
+    const httpServer = http.createServer(app);
+    attachWs('ws', httpServer);
+    const httpPort = await listen(httpServer, config.http.port, config.http.address);
+    servers.push(httpServer);
+    closers.push(() => closeServer(httpServer));
+    transports.addInterface({ transport: 'ws', host: advertise, port: httpPort });
+
+    let httpsPort: number | null = null;
+    const tls = config.http.tls;
+    if (tls.cert && tls.key) {
+      const httpsServer = https.createServer({ cert: fs.readFileSync(tls.cert), key: fs.readFileSync(tls.key) }, app);
+      attachWs('wss', httpsServer);
+      httpsPort = await listen(httpsServer, tls.port, config.http.address);
+      servers.push(httpsServer);
+      closers.push(() => closeServer(httpsServer));
+      transports.addInterface({ transport: 'wss', host: advertise, port: httpsPort });
+    }
+
+    const locality = new Locality(config.sip.domains, transports.interfaces);
+    const proxy = new Proxy({
+      transactions,
+      transports,
+      locality,
+      resolver: new Resolver(config.sip.dns),
+      registrar,
+      calls,
+      script: opts.script ?? defaultScript,
+      timers,
+      log: log.child({ component: 'proxy' }),
+      maxForwards: config.sip.maxForwards,
+    });
+    transactions.tu = proxy;
+    listening = true;
+    log.info({ udp: udpPort, http: httpPort, https: httpsPort, advertise, ws: `ws://${advertise}:${httpPort}${config.http.wsPath}`, users: config.users.length }, 'gateway listening');
+
+    return {
+      config,
+      log,
+      registrar,
+      calls,
+      transports,
+      transactions,
+      stack,
+      ports: { udp: udpPort, http: httpPort, https: httpsPort },
+      advertise,
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+async function openStore(config: Config): Promise<LocationStore> {
+  const s = config.registrar.store;
+  switch (s.type) {
+    case 'memory':
+      return new MemoryLocationStore();
+    case 'file':
+      return FileLocationStore.open(path.resolve(s.path));
+    case 'redis': {
+      const { RedisLocationStore } = await import('./registrar/redis-store.js');
+      return RedisLocationStore.connect(s.url, s.prefix);
+    }
+  }
+}
+
+function logRegistrations(registrar: Registrar, log: Logger): void {
+  const rlog = log.child({ component: 'registrar' });
+  registrar.on('registered', (b) => rlog.info({ aor: b.aor, contact: b.contact, transport: b.received.transport, source: `${b.received.address}:${b.received.port}` }, 'registered'));
+  registrar.on('unregistered', (b, why) => rlog.info({ aor: b.aor, contact: b.contact, reason: why }, 'unregistered'));
+  registrar.on('authFailed', (f) => rlog.warn(f, 'authentication failed'));
+}
+
+/** The first non-internal IPv4 address: what phones on the LAN can reach. */
+export function detectAddress(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function listen(server: http.Server | https.Server, port: number, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: http.Server | https.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

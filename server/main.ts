@@ -1,0 +1,41 @@
+/**
+ * The command line: `node dist/server/main.js [--config FILE]` (or GATEWAY_CONFIG=FILE).
+ * Loads the config, starts the gateway, stops it cleanly on SIGTERM/SIGINT.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config/load.js';
+import { startGateway } from './gateway.js';
+import { createLogger } from './logger.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
+  let config;
+  try {
+    config = loadConfig(values.config ?? null);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`gateway: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const log = createLogger(config.log);
+  if (config.users.some((u) => u.password === 'secret' + u.username)) {
+    log.warn('demo users with default passwords are enabled: set `users` in a config file before exposing this gateway');
+  }
+  const gw = await startGateway(config, log);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    void gw.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`gateway: failed to start: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,276 @@
+/**
+ * REGISTER processing (RFC 3261 §10.3): authenticate, then add, refresh or remove bindings,
+ * and answer 200 with the bindings now current. Also the lookup() a routing script calls.
+ */
+import { EventEmitter } from 'node:events';
+import { parseNameAddr } from '../sip/address.js';
+import { SipError } from '../sip/errors.js';
+import { formatParams, isDigits } from '../sip/grammar.js';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import { makeResponse } from '../sip/reply.js';
+import { unescapeUri } from '../sip/uri.js';
+import type { Binding } from './binding.js';
+import {
+  challengeHeader,
+  expectedResponse,
+  ha1,
+  NonceFactory,
+  parseCredentials,
+  timingSafeEqualHex,
+  type DigestAlgorithm,
+} from './digest.js';
+import type { LocationStore } from './location-store.js';
+
+export interface RegistrarOptions {
+  minExpires: number;
+  maxExpires: number;
+  defaultExpires: number;
+  nonceTtl: number;
+  algorithms: DigestAlgorithm[];
+  /** fixed realm, or null for the domain of the request */
+  realm: string | null;
+}
+
+export interface Account {
+  username: string;
+  password: string;
+  displayName?: string;
+}
+
+export interface RegistrarEvents {
+  registered: [Binding];
+  refreshed: [Binding];
+  unregistered: [Binding, 'unregister' | 'expired' | 'connection-closed' | 'replaced' | 'api'];
+  authFailed: [{ username: string | null; reason: string; source: string }];
+}
+
+/** Largest Expires we take literally: RFC 3261 §20.19 delta-seconds is 32 bits. */
+const EXPIRES_CAP = 2 ** 32 - 1;
+
+export class Registrar extends EventEmitter<RegistrarEvents> {
+  private readonly nonces: NonceFactory;
+  private readonly accounts = new Map<string, Account>();
+  /** H(A1) by algorithm, user and realm: computed once, not per REGISTER */
+  private readonly ha1Cache = new Map<string, string>();
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(readonly store: LocationStore, private readonly opts: RegistrarOptions, accounts: Account[]) {
+    super();
+    this.nonces = new NonceFactory(opts.nonceTtl * 1000);
+    for (const a of accounts) this.accounts.set(a.username, a);
+  }
+
+  start(sweepMs = 1000): void {
+    this.sweeper = setInterval(() => {
+      void this.store.sweep(Date.now()).then((expired) => {
+        for (const b of expired) this.emit('unregistered', b, 'expired');
+      });
+    }, sweepMs);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+  }
+
+  /** Is this user one of ours (whether registered or not)? */
+  isUser(user: string): boolean {
+    return this.accounts.has(user);
+  }
+
+  account(user: string): Account | undefined {
+    return this.accounts.get(user);
+  }
+
+  /** lookup("location"): the live bindings of a user, best q first. */
+  async lookup(user: string): Promise<Binding[]> {
+    const list = await this.store.get(user);
+    return list.length > 1 ? [...list].sort((a, b) => (b.q ?? 1) - (a.q ?? 1)) : list;
+  }
+
+  async connectionClosed(flowId: string): Promise<void> {
+    for (const b of await this.store.removeFlow(flowId)) this.emit('unregistered', b, 'connection-closed');
+  }
+
+  /** Removes bindings of a user (all, or one contact) from the API. */
+  async remove(user: string, contact?: string): Promise<number> {
+    const list = await this.store.get(user);
+    const gone = list.filter((b) => contact === undefined || b.contact === contact);
+    await this.store.set(user, list.filter((b) => !gone.includes(b)));
+    for (const b of gone) this.emit('unregistered', b, 'api');
+    return gone.length;
+  }
+
+  /**
+   * Handles a REGISTER; `flags` are the branch flags the script set (saved with each contact).
+   * Returns the response to send; throws nothing.
+   */
+  async register(req: SipRequest, flags: number): Promise<SipResponse> {
+    try {
+      return await this.process(req, flags);
+    } catch (e) {
+      if (e instanceof SipError) return makeResponse(req, e.status, { reason: e.reason, headers: e.headers });
+      throw e;
+    }
+  }
+
+  private async process(req: SipRequest, flags: number): Promise<SipResponse> {
+    const to = req.to();
+    if (to.uri.scheme !== 'sip' && to.uri.scheme !== 'sips') throw new SipError(400, 'To must be a SIP URI');
+    const user = to.uri.user === null ? '' : unescapeUri(to.uri.user);
+    const account = this.accounts.get(user);
+    if (!account) throw new SipError(404, 'Not Found');
+    const realm = this.opts.realm ?? to.uri.host;
+    const auth = this.authenticate(req, account, realm);
+    if (auth) return auth;
+
+    const now = Date.now();
+    const callId = req.callId();
+    const cseq = req.cseq().seq;
+    const headerExpires = this.parseExpires(req.get('expires'));
+    const contacts = req.getAll('contact');
+    let current = await this.store.get(user);
+
+    if (contacts.some((c) => c.trim() === '*')) {
+      // §10.3 step 6: "*" only alone and with Expires: 0
+      if (contacts.length !== 1 || headerExpires !== 0) throw new SipError(400, 'Invalid wildcard Contact');
+      for (const b of current) {
+        if (b.callId === callId && cseq <= b.cseq) throw new SipError(500, 'Stale CSeq');
+      }
+      await this.store.set(user, []);
+      for (const b of current) this.emit('unregistered', b, 'unregister');
+      return this.ok(req, [], now);
+    }
+
+    const source = req.source;
+    const received = source
+      ? { transport: source.transport, address: source.address, port: source.port, flowId: source.transport === 'udp' ? null : source.flowId }
+      : { transport: 'udp' as const, address: '', port: 0, flowId: null };
+    const userAgent = req.get('user-agent') ?? null;
+    const added: Binding[] = [];
+    const refreshed: Binding[] = [];
+    const removed: Binding[] = [];
+    for (const value of contacts) {
+      let c;
+      try {
+        c = parseNameAddr(value);
+      } catch {
+        throw new SipError(400, 'Bad Contact');
+      }
+      const expiresParam = c.params.get('expires');
+      let expires = expiresParam !== undefined ? this.parseExpires(expiresParam ?? '') : headerExpires;
+      expires ??= this.opts.defaultExpires;
+      if (expires > 0 && expires < this.opts.minExpires) {
+        throw new SipError(423, 'Interval Too Brief', [['Min-Expires', String(this.opts.minExpires)]]);
+      }
+      expires = Math.min(expires, this.opts.maxExpires);
+      const instance = c.params.get('+sip.instance') ?? null;
+      const regIdText = c.params.get('reg-id');
+      const regId = regIdText && isDigits(regIdText) ? Number(regIdText) : null;
+      const contact = c.uriText;
+      // RFC 5626 §6: the same instance and reg-id replace the old flow's binding
+      const existing = current.find((b) => b.contact === contact || (instance !== null && b.instance === instance && b.regId === regId));
+      if (existing && existing.callId === callId && cseq <= existing.cseq) throw new SipError(500, 'Stale CSeq');
+      if (expires === 0) {
+        if (existing) {
+          current = current.filter((b) => b !== existing);
+          removed.push(existing);
+        }
+        continue;
+      }
+      const params = new Map(c.params);
+      params.delete('expires');
+      params.delete('q');
+      const q = c.params.get('q');
+      const binding: Binding = {
+        aor: user,
+        contact,
+        params: formatParams(params),
+        instance,
+        regId,
+        q: q !== undefined && q !== null && Number.isFinite(Number(q)) ? Number(q) : null,
+        expires: now + expires * 1000,
+        callId,
+        cseq,
+        flags,
+        received,
+        userAgent,
+        registeredAt: existing?.registeredAt ?? now,
+      };
+      if (existing) {
+        current = current.map((b) => (b === existing ? binding : b));
+        if (existing.contact !== contact || existing.received.flowId !== received.flowId) {
+          removed.push(existing);
+          added.push(binding);
+        } else {
+          refreshed.push(binding);
+        }
+      } else {
+        current = [...current, binding];
+        added.push(binding);
+      }
+    }
+    if (contacts.length > 0) await this.store.set(user, current);
+    for (const b of removed) this.emit('unregistered', b, added.some((a) => a.instance !== null && a.instance === b.instance) ? 'replaced' : 'unregister');
+    for (const b of added) this.emit('registered', b);
+    for (const b of refreshed) this.emit('refreshed', b);
+    return this.ok(req, current, now);
+  }
+
+  /** §10.3 step 8: 200 OK listing every current binding with its remaining time. */
+  private ok(req: SipRequest, bindings: Binding[], now: number): SipResponse {
+    const headers: [string, string][] = bindings.map((b) => [
+      'Contact',
+      `<${b.contact}>;expires=${Math.max(0, Math.round((b.expires - now) / 1000))}${b.params}`,
+    ]);
+    headers.push(['Date', new Date(now).toUTCString()]);
+    return makeResponse(req, 200, { headers });
+  }
+
+  private parseExpires(v: string | undefined): number | null {
+    if (v === undefined) return null;
+    const t = v.trim();
+    if (!isDigits(t)) throw new SipError(400, 'Bad Expires');
+    // RFC 4475 scalar02: absurdly large values are taken as the largest we allow
+    return t.length > 10 ? EXPIRES_CAP : Math.min(Number(t), EXPIRES_CAP);
+  }
+
+  /** Digest authentication (§22.4); null when the request is authenticated. */
+  private authenticate(req: SipRequest, account: Account, realm: string): SipResponse | null {
+    const source = req.source ? `${req.source.address}:${req.source.port}` : '?';
+    let stale = false;
+    for (const value of req.getAll('authorization')) {
+      const cred = parseCredentials(value);
+      if (!cred || cred.scheme.toLowerCase() !== 'digest') continue; // RFC 4475 regaut01: unknown scheme -> challenge
+      const p = cred.params;
+      if (p.get('realm') !== realm) continue;
+      const alg = (p.get('algorithm') ?? 'MD5').toUpperCase() as DigestAlgorithm;
+      if (!this.opts.algorithms.includes(alg)) continue;
+      const nonce = this.nonces.check(p.get('nonce') ?? '');
+      if (nonce === 'invalid') continue;
+      if (p.get('username') !== account.username) {
+        this.emit('authFailed', { username: p.get('username') ?? null, reason: 'username does not match the To user', source });
+        return makeResponse(req, 403, { reason: 'Username Does Not Match' });
+      }
+      const key = `${alg}:${account.username}:${realm}`;
+      let secret = this.ha1Cache.get(key);
+      if (secret === undefined) {
+        secret = ha1(alg, account.username, realm, account.password);
+        this.ha1Cache.set(key, secret);
+      }
+      const expected = expectedResponse(alg, secret, req.method, p);
+      if (!timingSafeEqualHex(expected, (p.get('response') ?? '').toLowerCase())) {
+        this.emit('authFailed', { username: account.username, reason: 'wrong password', source });
+        return makeResponse(req, 403, { reason: 'Wrong Password' });
+      }
+      if (nonce === 'stale') {
+        stale = true;
+        continue;
+      }
+      return null;
+    }
+    const nonce = this.nonces.make();
+    const headers: [string, string][] = this.opts.algorithms.map((alg) => ['WWW-Authenticate', challengeHeader(realm, nonce, alg, stale)]);
+    return makeResponse(req, 401, { headers });
+  }
+}

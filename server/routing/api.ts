@@ -1,0 +1,88 @@
+/**
+ * What a routing script sees and returns. The script decides; the core acts: it returns an
+ * Action (reply, relay, save, drop) and never touches sockets, transactions or media itself.
+ */
+import type { Logger } from 'pino';
+import type { Binding } from '../registrar/binding.js';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import type { Destination, Source, TransportKind } from '../sip/transport/types.js';
+import type { MediaFlags } from './flags.js';
+
+export type Action =
+  | { kind: 'reply'; status: number; reason?: string; headers?: [string, string][] }
+  /** forward statefully: to these targets (parallel forking), or by Route / Request-URI */
+  | { kind: 'relay'; targets: Target[] | null }
+  /** registrar: authenticate and save the contacts (with the branch flags set) */
+  | { kind: 'save' }
+  | { kind: 'drop' };
+
+/** One place a request can be forked to. */
+export interface Target {
+  /** the branch's Request-URI */
+  uri: string;
+  /** where to send it; null: resolve from the URI */
+  dest: Destination | null;
+  /** branch flags (restored from the binding by lookup) */
+  flags: number;
+  /** the registration this target came from, if any */
+  binding: Binding | null;
+}
+
+export interface RequestContext {
+  readonly req: SipRequest;
+  readonly method: string;
+  /** transport the request arrived on (`proto` in OpenSIPS) */
+  readonly proto: TransportKind;
+  readonly source: Source;
+  /** loose_route(): the request carried a Route set through us, now consumed by the core */
+  readonly routed: boolean;
+  readonly log: Logger;
+
+  setFlag(flag: number): void;
+  resetFlag(flag: number): void;
+  isFlagSet(flag: number): boolean;
+  /** branch flags for REGISTER: saved with the contacts */
+  setBranchFlag(flag: number): void;
+  isBranchFlagSet(flag: number): boolean;
+
+  /** is_myself: the URI (default: the Request-URI) names this gateway or its domain */
+  isMyself(uri?: string): boolean;
+  hasToTag(): boolean;
+  /** a user of ours (whether registered or not) */
+  isUser(user: string): boolean;
+  /** lookup("location"): targets for a user (default: the Request-URI's); null when not ours */
+  lookup(user?: string): Promise<Target[] | null>;
+
+  reply(status: number, reason?: string, headers?: [string, string][]): Action;
+  relay(targets?: Target[]): Action;
+  save(): Action;
+  drop(): Action;
+}
+
+export interface BranchContext {
+  readonly index: number;
+  readonly target: Target;
+  /** the target is a WebSocket client (its contact has transport=ws/wss, or its flow is one) */
+  readonly toWebSocket: boolean;
+  setFlag(flag: number): void;
+  isFlagSet(flag: number): boolean;
+  /** how the media layer handles this leg (rtpengine_offer / rtpengine_answer flags) */
+  media: MediaFlags | null;
+}
+
+export interface FailureContext {
+  /** the best final response of all branches (§16.7 step 6) */
+  readonly status: number;
+  readonly response: SipResponse;
+}
+
+/**
+ * The routes of an OpenSIPS script: `request` is route{}, `branch` is branch_route[] (run
+ * once per outgoing branch), `failure` is failure_route[] (run when every branch failed; it
+ * may relay again or change the reply; null forwards the best response).
+ */
+export interface RoutingScript {
+  request(ctx: RequestContext): Action | Promise<Action>;
+  branch?(ctx: RequestContext, branch: BranchContext): void;
+  failure?(ctx: RequestContext, failure: FailureContext): Action | null | Promise<Action | null>;
+}

@@ -1,0 +1,63 @@
+/**
+ * The routing script: the OpenSIPS WebSocket tutorial's logic as TypeScript. Edit this file
+ * to change how requests are routed; the core (transactions, forking, Record-Route, CANCEL,
+ * media) does what the returned actions say.
+ */
+import type { RoutingScript } from './api.js';
+import { DST_WS, mediaFlagsFor, SRC_WS } from './flags.js';
+
+export const script: RoutingScript = {
+  // route { ... }
+  async request(sip) {
+    const req = sip.req;
+
+    // if (proto == WS || proto == WSS) setflag(SRC_WS);
+    if (sip.proto === 'ws' || sip.proto === 'wss') sip.setFlag(SRC_WS);
+
+    if (req.method === 'REGISTER') {
+      if (!sip.isMyself()) return sip.reply(403, 'Relaying Forbidden');
+      // remember with the contact that it is a WebSocket client: lookup() restores it
+      if (sip.isFlagSet(SRC_WS)) sip.setBranchFlag(DST_WS);
+      return sip.save();
+    }
+
+    // sequential requests (has_totag): follow the Route set the core consumed (loose_route)
+    if (sip.hasToTag()) {
+      if (sip.routed) return sip.relay();
+      if (req.method === 'ACK') return sip.drop(); // an ACK for nothing we know: absorb it
+      return sip.reply(404, 'Not Here');
+    }
+
+    // CANCEL is matched to its INVITE by the core; relaying it cancels every branch
+    if (req.method === 'CANCEL') return sip.relay();
+
+    // pre-loaded Route sets (an outbound proxy in front of us) are followed as they are
+    if (sip.routed) return sip.relay();
+
+    if (!sip.isMyself()) return sip.reply(403, 'Relaying Forbidden');
+
+    // requests for the gateway itself (keep-alive OPTIONS from phones and load balancers)
+    const user = req.requestUri().user;
+    if (user === null) {
+      return req.method === 'OPTIONS' ? sip.reply(200) : sip.reply(404, 'Not Found');
+    }
+
+    // lookup("location"): 404 for users we do not have, 480 for users not registered now
+    const targets = await sip.lookup();
+    if (targets === null) return sip.reply(404, 'Not Found');
+    if (targets.length === 0) return sip.reply(480, 'Temporarily Unavailable');
+    return sip.relay(targets);
+  },
+
+  // branch_route: choose the media handling of each leg from where it comes and goes
+  branch(sip, branch) {
+    if (branch.toWebSocket) branch.setFlag(DST_WS);
+    branch.media = mediaFlagsFor(sip.isFlagSet(SRC_WS), branch.isFlagSet(DST_WS));
+  },
+
+  // failure_route: a registered contact that does not answer at all is "unavailable"
+  failure(sip, failure) {
+    if (failure.status === 408 || failure.status === 503) return sip.reply(480, 'Temporarily Unavailable');
+    return null;
+  },
+};

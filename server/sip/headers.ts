@@ -1,0 +1,38 @@
+/** Header names: compact forms (RFC 3261 §7.3.3 and later RFCs) and display spellings. */
+
+const COMPACT: Record<string, string> = {
+  i: 'call-id', m: 'contact', e: 'content-encoding', l: 'content-length', c: 'content-type',
+  f: 'from', s: 'subject', k: 'supported', t: 'to', v: 'via', o: 'event', r: 'refer-to',
+  b: 'referred-by', u: 'allow-events', x: 'session-expires', y: 'identity',
+  a: 'accept-contact', j: 'reject-contact', d: 'request-disposition',
+};
+
+const DISPLAY: Record<string, string> = {
+  'call-id': 'Call-ID', cseq: 'CSeq', 'www-authenticate': 'WWW-Authenticate',
+  'max-forwards': 'Max-Forwards', 'record-route': 'Record-Route', 'content-length': 'Content-Length',
+  'content-type': 'Content-Type', 'user-agent': 'User-Agent', 'min-expires': 'Min-Expires',
+  'proxy-authenticate': 'Proxy-Authenticate', 'proxy-authorization': 'Proxy-Authorization',
+  'rseq': 'RSeq', 'rack': 'RAck', 'mime-version': 'MIME-Version', 'sip-etag': 'SIP-ETag',
+  'sip-if-match': 'SIP-If-Match', 'session-expires': 'Session-Expires', 'min-se': 'Min-SE',
+};
+
+/** The lower-case full name a header is stored under. */
+export function headerKey(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.length === 1 ? (COMPACT[lower] ?? lower) : lower;
+}
+
+/** How we write a header name we create (Via, Call-ID, CSeq, ...). */
+export function displayName(key: string): string {
+  const d = DISPLAY[key];
+  if (d) return d;
+  return key.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
+}
+
+/** Headers that may appear once only; a second one makes a request invalid (RFC 4475 multi01). */
+export const SINGLE_VALUED = new Set([
+  'call-id', 'cseq', 'from', 'to', 'max-forwards', 'content-length', 'content-type', 'expires',
+]);
+
+/** Headers whose comma-separated values we split into one entry each (RFC 3261 §7.3.1). */
+export const LIST_VALUED = new Set(['via', 'route', 'record-route', 'contact']);

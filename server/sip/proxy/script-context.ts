@@ -1,0 +1,102 @@
+/** The `sip` object a routing script gets: flags, queries, and the actions it may return. */
+import type { Logger } from 'pino';
+import type { Action, RequestContext, Target } from '../../routing/api.js';
+import type { Binding } from '../../registrar/binding.js';
+import type { Registrar } from '../../registrar/registrar.js';
+import type { SipRequest } from '../message.js';
+import type { Source, TransportKind } from '../transport/types.js';
+import { parseUri, unescapeUri } from '../uri.js';
+import type { Locality } from './locality.js';
+
+/** The route preprocessing result (§16.4): Route entries of ours consumed, flow token of the last. */
+export interface RouteInfo {
+  routed: boolean;
+  token: string | null;
+  tokenTransport: TransportKind;
+}
+
+export function targetFromBinding(b: Binding): Target {
+  const r = b.received;
+  return {
+    uri: b.contact,
+    dest: { transport: r.transport, address: r.address, port: r.port, flowId: r.flowId },
+    flags: b.flags,
+    binding: b,
+  };
+}
+
+export class ScriptContext implements RequestContext {
+  flags = 0;
+  branchFlags = 0;
+  readonly method: string;
+  readonly proto: TransportKind;
+  readonly source: Source;
+  readonly routed: boolean;
+
+  constructor(
+    readonly req: SipRequest,
+    readonly route: RouteInfo,
+    readonly log: Logger,
+    private readonly locality: Locality,
+    private readonly registrar: Registrar,
+  ) {
+    this.method = req.method;
+    this.source = req.source!;
+    this.proto = this.source.transport;
+    this.routed = route.routed;
+  }
+
+  setFlag(flag: number): void {
+    this.flags |= flag;
+  }
+  resetFlag(flag: number): void {
+    this.flags &= ~flag;
+  }
+  isFlagSet(flag: number): boolean {
+    return (this.flags & flag) !== 0;
+  }
+  setBranchFlag(flag: number): void {
+    this.branchFlags |= flag;
+  }
+  isBranchFlagSet(flag: number): boolean {
+    return (this.branchFlags & flag) !== 0;
+  }
+
+  isMyself(uri?: string): boolean {
+    try {
+      return this.locality.isMyself(uri === undefined ? this.req.requestUri() : parseUri(uri));
+    } catch {
+      return false;
+    }
+  }
+
+  hasToTag(): boolean {
+    return this.req.toTag() !== null;
+  }
+
+  isUser(user: string): boolean {
+    return this.registrar.isUser(user);
+  }
+
+  async lookup(user?: string): Promise<Target[] | null> {
+    const u = user ?? unescapeUri(this.req.requestUri().user ?? '');
+    if (!this.registrar.isUser(u)) return null;
+    return (await this.registrar.lookup(u)).map(targetFromBinding);
+  }
+
+  reply(status: number, reason?: string, headers?: [string, string][]): Action {
+    return { kind: 'reply', status, ...(reason !== undefined && { reason }), ...(headers !== undefined && { headers }) };
+  }
+
+  relay(targets?: Target[]): Action {
+    return { kind: 'relay', targets: targets ?? null };
+  }
+
+  save(): Action {
+    return { kind: 'save' };
+  }
+
+  drop(): Action {
+    return { kind: 'drop' };
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The transports together: where messages arrive, how a destination is reached (a live flow
+ * first, then a datagram), and the addresses we put in Via and Record-Route.
+ */
+import net from 'node:net';
+import type { Sender } from '../transaction/transaction-layer.js';
+import { UdpTransport, type Receive } from './udp.js';
+import type { Flow } from './ws.js';
+import type { Destination, TransportKind } from './types.js';
+
+/** An address and port we can be reached on with a transport, as written in SIP headers. */
+export interface SipInterface {
+  transport: TransportKind;
+  /** advertised host (what peers can reach), IPv6 in brackets */
+  host: string;
+  port: number;
+}
+
+export class TransportLayer implements Sender {
+  private readonly udp: UdpTransport[] = [];
+  private readonly flows = new Map<string, Flow>();
+  readonly interfaces: SipInterface[] = [];
+  private flowCounter = 0;
+  /** distinguishes this process's flow ids from a previous run's (flow tokens in Record-Route) */
+  private readonly boot = Date.now().toString(36).slice(-5);
+  onFlowClosed: (flow: Flow) => void = () => {};
+
+  constructor(private readonly receive: Receive, private readonly onError: (err: Error, where: string) => void) {}
+
+  async listenUdp(address: string, port: number, advertise: string): Promise<SipInterface> {
+    const t = new UdpTransport(address, port, this.receive, (e) => this.onError(e, 'udp'));
+    await t.listen();
+    this.udp.push(t);
+    const iface: SipInterface = { transport: 'udp', host: bracket(advertise), port: t.localPort };
+    this.interfaces.push(iface);
+    return iface;
+  }
+
+  addInterface(iface: SipInterface): void {
+    this.interfaces.push({ ...iface, host: bracket(iface.host) });
+  }
+
+  nextFlowId(): string {
+    return `${this.boot}-${(++this.flowCounter).toString(36)}`;
+  }
+
+  flowOpened(flow: Flow): void {
+    this.flows.set(flow.id, flow);
+  }
+
+  flowClosed(flow: Flow): void {
+    if (this.flows.get(flow.id) === flow) this.flows.delete(flow.id);
+    this.onFlowClosed(flow);
+  }
+
+  flow(id: string): Flow | undefined {
+    return this.flows.get(id);
+  }
+
+  get flowCount(): number {
+    return this.flows.size;
+  }
+
+  interfaceFor(transport: TransportKind): SipInterface | undefined {
+    return this.interfaces.find((i) => i.transport === transport);
+  }
+
+  /**
+   * Sends over the destination's flow when it has one (RFC 7118 §5, RFC 5626 §5.3);
+   * connection-oriented destinations without a live flow cannot be reached (we do not open
+   * outbound WebSocket connections). Datagrams go out of the socket of the right family.
+   */
+  send(buf: Buffer, dest: Destination): boolean {
+    if (dest.flowId) {
+      const flow = this.flows.get(dest.flowId);
+      if (flow) return flow.send(buf);
+      if (dest.transport !== 'udp') return false;
+    }
+    if (dest.transport !== 'udp') return false;
+    const family = net.isIPv6(dest.address) ? 6 : 4;
+    const sock = this.udp.find((u) => u.family === family) ?? this.udp[0];
+    if (!sock || !net.isIP(dest.address)) return false;
+    sock.send(buf, dest.port, dest.address);
+    return true;
+  }
+
+  async close(): Promise<void> {
+    for (const f of this.flows.values()) f.close();
+    this.flows.clear();
+    await Promise.all(this.udp.map((u) => u.close()));
+  }
+}
+
+export function bracket(host: string): string {
+  return net.isIPv6(host) ? `[${host}]` : host;
+}
