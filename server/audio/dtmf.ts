@@ -35,7 +35,9 @@ export function eventToDigit(event: number): string | undefined {
 
 /** Serialize one payload into `out` (4 bytes; a new Buffer when omitted). */
 export function encodeTelephoneEvent(ev: TelephoneEvent, out: Uint8Array = Buffer.allocUnsafe(4)): Uint8Array {
-  if (ev.duration < 0 || ev.duration > 0xffff) throw new RangeError('duration must fit 16 bits (§2.5.1.3: segment longer events)');
+  if (ev.duration < 0 || ev.duration > 0xffff) {
+    throw new RangeError('duration must fit 16 bits (§2.5.1.3: segment longer events)');
+  }
   out[0] = ev.event & 0xff;
   out[1] = (ev.end ? 0x80 : 0) | (ev.volume & 0x3f);
   out[2] = ev.duration >> 8;

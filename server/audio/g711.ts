@@ -4,17 +4,17 @@
  *
  * Everything is table driven so the per-sample cost is one load:
  * - decoding uses 256-entry Int16 tables;
- * - encoding indexes a table by the sample's top bits. mu-law only looks at 14 bits of the
- *   linear value (G.711 Table 2a: 14-bit uniform input) and A-law at 13 (Table 1a; the sign
- *   plus 12 magnitude bits), so `s >> 2` (16384 entries) and `s >> 4` (4096 entries) index
- *   the complete code for every int16 without loss.
+ * - encoding indexes a table by the sample's top bits. G.711's decision values (its Tables 1
+ *   and 2) lie on a 14-bit scale for mu-law and a 13-bit scale for A-law (sign plus 12
+ *   magnitude bits), so `s >> 2` (16384 entries) and `s >> 4` (4096 entries) index the
+ *   complete code for every int16 without loss.
  *
  * The tables are built once at module load from the segment rules below (kept small and
  * readable since they run 20k times, not per frame). Negative inputs use the one's
  * complement magnitude (`~x`), as the ITU-T G.191 reference does, so x and -1-x share a code.
  */
 
-/** Bias added in the 14-bit mu-law domain (G.711 §2: the code is offset by 33). */
+/** mu-law segment ends are 2^(s+6) - 33 on the 14-bit scale: adding 33 aligns them to powers of 2. */
 const ULAW_BIAS = 33;
 const ULAW_MAX14 = 0x1fff;
 
@@ -54,7 +54,7 @@ function alawFrom13(x12: number, negative: boolean): number {
     ix = (exp << 4) | (ix - 16);
   }
   if (!negative) ix |= 0x80;
-  // Even bits are inverted on the line (G.711 §3, "alternate digit inversion").
+  // G.711 transmits A-law with its even bits inverted.
   return ix ^ 0x55;
 }
 

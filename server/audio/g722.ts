@@ -2,8 +2,8 @@
  * G.722 wideband codec, 64 kbit/s mode (ITU-T Rec. G.722, 09/2012, mode 1): sub-band ADPCM.
  *
  * 16 kHz 16-bit linear PCM is split by a 24-tap quadrature mirror filter pair (§3.1 / §4.4)
- * into two 8 kHz sub-bands; the lower band is coded with 6-bit adaptive PCM (§3.2-3.5 and the
- * block descriptions of §6.2: SUBTRA, QUANTL, INVQAL, LOGSCL, SCALEL), the higher band with
+ * into two 8 kHz sub-bands; the lower band is coded with 6-bit ADPCM (§3.2-3.6 and the
+ * block descriptions of §6: SUBTRA, QUANTL, INVQAL, LOGSCL, SCALEL), the higher band with
  * 2-bit ADPCM (QUANTH, INVQAH, LOGSCH, SCALEH), both with the same pole-zero predictor
  * (blocks RECONS, PARREC, UPPOL1/2, UPZERO, DELAYA, FILTEP, FILTEZ, PREDIC). Each pair of
  * input samples becomes one byte `IH(2 bits) << 6 | IL(6 bits)`; 20 ms = 320 samples =
@@ -16,12 +16,12 @@
  * one for 16-bit PCM interfaces.
  */
 
-/** Half of the symmetric 24-tap QMF (G.722 Table 9 / §3.1, x 2^13): h0, h2, ..., h22. */
+/** Half of the symmetric 24-tap QMF coefficients (§3.1, scaled by 2^13): h0, h2, ..., h22. */
 const QMF_EVEN = Int32Array.of(3, -11, 12, 32, -210, 951, 3876, -805, 362, -156, 53, -11);
 /** h1, h3, ..., h23 = QMF_EVEN reversed (the filter is symmetric: h(i) = h(23 - i)). */
 const QMF_ODD = Int32Array.from(QMF_EVEN).reverse();
 
-/** Lower-band quantizer decision levels (Table 6, x DETL >> 12), intervals 1..29. */
+/** Lower-band 60-level quantizer decision levels (x DETL >> 12), intervals 1..29. */
 const Q6 = Int32Array.of(
   0, 35, 72, 110, 150, 190, 233, 276, 323, 370, 422, 473, 530, 587, 650, 714, 786, 858, 940,
   1023, 1121, 1219, 1339, 1458, 1612, 1765, 1980, 2195, 2557, 2919,
@@ -35,7 +35,7 @@ const ILP = Int32Array.of(
   0, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41, 40, 39,
   38, 37, 36, 35, 34, 33, 32,
 );
-/** 6-bit inverse quantizer output levels, by code (Table 7; used for the decoder's output). */
+/** 6-bit inverse quantizer output levels, by code (the decoder's output in mode 1). */
 const QM6 = Int32Array.of(
   -136, -136, -136, -136, -24808, -21904, -19008, -16704, -14984, -13512, -12280, -11192,
   -10232, -9360, -8576, -7856, -7192, -6576, -6000, -5456, -4944, -4464, -4008, -3576, -3168,
@@ -44,7 +44,7 @@ const QM6 = Int32Array.of(
   2776, 2400, 2032, 1688, 1360, 1040, 728, 432, 136, -432, -136,
 );
 /**
- * 4-bit inverse quantizer (Table 7, embedded code: the top 4 bits of IL). The predictor and
+ * 4-bit inverse quantizer (embedded code: the top 4 bits of IL). The predictor and
  * scale factor adapt on these in every mode, so encoder and decoder stay in step whatever
  * bits a network might drop.
  */
@@ -52,7 +52,7 @@ const QM4 = Int32Array.of(
   0, -20456, -12896, -8968, -6288, -4240, -2584, -1200, 20456, 12896, 8968, 6288, 4240, 2584,
   1200, 0,
 );
-/** Lower-band log scale factor multipliers (Table 8) and the 4-bit code -> index map. */
+/** Lower-band log scale factor multipliers (LOGSCL) and the 4-bit code -> index map. */
 const WL = Int32Array.of(-60, -30, 58, 172, 334, 538, 1198, 3042);
 const RL42 = Int32Array.of(0, 7, 6, 5, 4, 3, 2, 1, 7, 6, 5, 4, 3, 2, 1, 0);
 /** Inverse log table 2^(i/32) x 2048 used by SCALEL/SCALEH. */
@@ -123,7 +123,7 @@ class SubBand {
     this.det = (shift < 0 ? mant << -shift : mant >> shift) << 2;
   }
 
-  /** Predictor update with quantized difference `dq` (block 4 of §6.2). */
+  /** Predictor update with quantized difference `dq` (the common block 4 of §6). */
   adaptPredictor(dq: number): void {
     const d = this.d;
     const b = this.b;
@@ -281,7 +281,7 @@ export class G722Decoder {
     this.pos = 0;
   }
 
-  /** Decode `data` into `2 * data.length` samples (640 for a 20 ms, 160-byte payload). */
+  /** Decode `data` into `2 * data.length` samples (320 for a 20 ms, 160-byte payload). */
   decode(data: Uint8Array, out?: Int16Array): Int16Array {
     const n = data.length;
     const samples = n * 2;

@@ -164,7 +164,9 @@ export class OpusDecoder {
   decode(packet: Uint8Array, out?: Int16Array): Int16Array {
     const n = this.n;
     if (n.freed) throw new Error('OpusDecoder used after destroy()');
-    if (packet.length > MAX_PACKET) throw new OpusError('decode', -4);
+    // An empty packet would make libopus conceal a whole 120 ms (the handler's maximum
+    // frame), not one packet's worth: loss concealment is not available through opusscript.
+    if (packet.length === 0 || packet.length > MAX_PACKET) throw new OpusError('decode', -4);
     const m = nativeModule();
     m.HEAPU8.set(packet, n.dataPtr);
     const frames = n.handler._decode(n.dataPtr, packet.length, n.pcmPtr);

@@ -20,6 +20,11 @@ export interface Binding {
   flags: number;
   /** where the REGISTER came from: the real address behind NAT, and the connection for WebSockets */
   received: { transport: TransportKind; address: string; port: number; flowId: string | null };
+  /**
+   * reach the contact at `received` rather than at its URI: connection-oriented clients
+   * always, UDP ones when the REGISTER shows NAT (OpenSIPS fix_nated_register)
+   */
+  nat: boolean;
   userAgent: string | null;
   /** ms since the epoch */
   registeredAt: number;

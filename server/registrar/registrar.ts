@@ -8,7 +8,8 @@ import { SipError } from '../sip/errors.js';
 import { formatParams, isDigits } from '../sip/grammar.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { makeResponse } from '../sip/reply.js';
-import { unescapeUri } from '../sip/uri.js';
+import { isIpLiteral, unescapeUri, type SipUri } from '../sip/uri.js';
+import type { Via } from '../sip/via.js';
 import type { Binding } from './binding.js';
 import {
   challengeHeader,
@@ -194,6 +195,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
         cseq,
         flags,
         received,
+        nat: source ? behindNat(c.uri, req.via(), source) : false,
         userAgent,
         registeredAt: existing?.registeredAt ?? now,
       };
@@ -273,4 +275,21 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     const headers: [string, string][] = this.opts.algorithms.map((alg) => ['WWW-Authenticate', challengeHeader(realm, nonce, alg, stale)]);
     return makeResponse(req, 401, { headers });
   }
+}
+
+/**
+ * nathelper's nat_uac_test, for REGISTER: the contact cannot be reached at its own address
+ * when it came over a connection (WebSocket: `.invalid` hosts), names no IP address, was
+ * sent from another address or port than its Via says (tests 2 and 16), or names a private
+ * address while the request came from elsewhere (test 1).
+ */
+export function behindNat(contact: SipUri, via: Via, source: { transport: string; address: string; port: number }): boolean {
+  if (source.transport !== 'udp') return true;
+  if (!isIpLiteral(contact.host)) return true;
+  if (via.host !== source.address || (via.port ?? 5060) !== source.port) return true;
+  return isPrivateAddress(contact.host) && contact.host !== source.address;
+}
+
+function isPrivateAddress(host: string): boolean {
+  return /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.|169\.254\.)/.test(host) || /^\[f[cd]/i.test(host);
 }

@@ -104,6 +104,7 @@ describe('Opus (opusscript wasm)', () => {
     const bad = new Uint8Array(1300);
     bad[0] = 0x78;
     assert.throws(() => dec.decode(bad), OpusError);
+    assert.throws(() => dec.decode(new Uint8Array(0)), OpusError);
     dec.destroy();
     assert.throws(() => dec.decode(Uint8Array.of(0x78, 0)), /after destroy/);
     const enc = new OpusEncoder();

@@ -283,7 +283,7 @@ export class Proxy implements TransactionUser {
       const source = ctx.source;
       const inIface = this.iface(source.transport) ?? outIface;
       const inToken = source.transport !== 'udp' ? flowToken({ ...source }) : this.natToken(req, source);
-      const outToken = dest.transport !== 'udp' ? flowToken(dest) : target.binding && hostOf(target.uri) !== dest.address ? flowToken(dest) : null;
+      const outToken = dest.transport !== 'udp' || target.binding?.nat ? flowToken(dest) : null;
       const rrs = recordRoutes(inIface, inToken, outIface, outToken);
       for (let i = rrs.length - 1; i >= 0; i--) out.prepend('record-route', rrs[i]!);
     }
@@ -538,14 +538,6 @@ export class Proxy implements TransactionUser {
 
 function isSdp(contentType: string | null): boolean {
   return contentType === 'application/sdp';
-}
-
-function hostOf(uri: string): string | null {
-  try {
-    return parseNameAddr(`<${uri}>`).uri.host;
-  } catch {
-    return null;
-  }
 }
 
 /** FNV-1a, base 36: a short stable digest for derived branch ids. */

@@ -15,11 +15,15 @@ export interface RouteInfo {
   tokenTransport: TransportKind;
 }
 
+/**
+ * A branch to a registered contact: to the address the REGISTER came from when it showed
+ * NAT (or came over a connection), else to the contact itself (resolved by the proxy).
+ */
 export function targetFromBinding(b: Binding): Target {
   const r = b.received;
   return {
     uri: b.contact,
-    dest: { transport: r.transport, address: r.address, port: r.port, flowId: r.flowId },
+    dest: b.nat ? { transport: r.transport, address: r.address, port: r.port, flowId: r.flowId } : null,
     flags: b.flags,
     binding: b,
   };

@@ -80,8 +80,7 @@ export class TransportLayer implements Sender {
     const family = net.isIPv6(dest.address) ? 6 : 4;
     const sock = this.udp.find((u) => u.family === family) ?? this.udp[0];
     if (!sock || !net.isIP(dest.address)) return false;
-    sock.send(buf, dest.port, dest.address);
-    return true;
+    return sock.send(buf, dest.port, dest.address);
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,7 @@ export class UdpTransport {
   private socket: dgram.Socket;
   private boundAddress = '';
   private boundPort = 0;
+  private closed = false;
 
   constructor(
     private readonly address: string,
@@ -65,11 +66,18 @@ export class UdpTransport {
     return this.boundPort;
   }
 
-  send(buf: Buffer, port: number, address: string): void {
-    this.socket.send(buf, port, address);
+  send(buf: Buffer, port: number, address: string): boolean {
+    if (this.closed) return false;
+    try {
+      this.socket.send(buf, port, address);
+      return true;
+    } catch {
+      return false; // e.g. a port out of range from a forged Via
+    }
   }
 
   close(): Promise<void> {
+    this.closed = true;
     return new Promise((resolve) => {
       try {
         this.socket.close(() => resolve());

@@ -1,0 +1,84 @@
+/**
+ * A bare SIP endpoint over UDP for tests: sends raw messages and collects what comes back,
+ * so a test can assert on the exact response a request got.
+ */
+import dgram from 'node:dgram';
+import { parseMessage } from '../../server/sip/parser.js';
+import type { SipMessageAny, SipResponse } from '../../server/sip/message.js';
+
+export class UdpSipClient {
+  private readonly socket = dgram.createSocket('udp4');
+  readonly received: SipMessageAny[] = [];
+  private waiters: (() => void)[] = [];
+
+  static async open(): Promise<UdpSipClient> {
+    const c = new UdpSipClient();
+    await new Promise<void>((r) => c.socket.bind(0, '127.0.0.1', () => r()));
+    c.socket.on('message', (buf) => {
+      const p = parseMessage(buf);
+      if (p.kind === 'message') c.received.push(p.message);
+      for (const w of c.waiters.splice(0)) w();
+    });
+    return c;
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  send(text: string | Buffer, port: number, host = '127.0.0.1'): void {
+    const buf = typeof text === 'string' ? Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'latin1') : text;
+    this.socket.send(buf, port, host);
+  }
+
+  /** The first message satisfying `match` (already received or arriving within timeoutMs). */
+  async waitFor(match: (m: SipMessageAny) => boolean, timeoutMs = 5000): Promise<SipMessageAny> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.received.find(match);
+      if (found) return found;
+      const left = end - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for a SIP message');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** The final response to the request with this Call-ID and CSeq method. */
+  async finalResponse(callId: string, method = 'INVITE', timeoutMs = 5000): Promise<SipResponse> {
+    return (await this.waitFor((m) => !m.isRequest() && (m as SipResponse).status >= 200 && m.get('call-id') === callId && m.cseq().method === method, timeoutMs)) as SipResponse;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+let seq = 0;
+
+/** A minimal valid request from `client` to `port` (edit the text for variations). */
+export function request(method: string, ruri: string, client: UdpSipClient, opts: { callId?: string; headers?: string[]; body?: string; toTag?: string } = {}): { text: string; callId: string } {
+  const callId = opts.callId ?? `test-${process.pid}-${++seq}@127.0.0.1`;
+  const body = opts.body ?? '';
+  const lines = [
+    `${method} ${ruri} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bK-t${seq}-${Date.now()};rport`,
+    'Max-Forwards: 70',
+    `From: <sip:tester@127.0.0.1>;tag=t${seq}`,
+    `To: <${ruri}>${opts.toTag ? `;tag=${opts.toTag}` : ''}`,
+    `Call-ID: ${callId}`,
+    `CSeq: 1 ${method}`,
+    `Contact: <sip:tester@127.0.0.1:${client.port}>`,
+    ...(opts.headers ?? []),
+    ...(body ? ['Content-Type: application/sdp'] : []),
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    '',
+    body,
+  ];
+  return { text: lines.join('\r\n'), callId };
+}
