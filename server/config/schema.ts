@@ -66,6 +66,10 @@ export const ConfigSchema = Type.Object({
   }, { additionalProperties: false, default: {} }),
 
   registrar: Type.Object({
+    authenticate: Type.Boolean({
+      default: true,
+      description: 'digest-authenticate REGISTER; false: anyone may register any user name (trusted networks and benchmarks only)',
+    }),
     minExpires: Type.Integer({ minimum: 0, default: 60, description: 'shorter registrations get 423 Interval Too Brief' }),
     maxExpires: Type.Integer({ minimum: 1, default: 7200, description: 'longer registrations are cut to this' }),
     defaultExpires: Type.Integer({ minimum: 1, default: 3600, description: 'when the REGISTER names none' }),

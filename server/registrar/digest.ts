@@ -4,7 +4,7 @@
  * memory and a forged or expired nonce is known without a table.
  */
 import crypto from 'node:crypto';
-import { scanQuoted, skipWs, unquote } from '../sip/grammar.js';
+import { isWs, scanQuoted, skipWs, unquote } from '../sip/grammar.js';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
 
@@ -16,8 +16,10 @@ export interface Credentials {
 /** `Digest username="a", realm="b", ...` -> scheme and parameters (values unquoted). */
 export function parseCredentials(value: string): Credentials | null {
   let i = skipWs(value, 0);
-  const sp = value.indexOf(' ', i);
-  if (sp < 0) return null;
+  // credentials = auth-scheme LWS auth-params; LWS is SP or HTAB (RFC 3261 §25.1)
+  let sp = i;
+  while (sp < value.length && !isWs(value.charCodeAt(sp))) sp++;
+  if (sp >= value.length) return null;
   const scheme = value.slice(i, sp);
   const params = new Map<string, string>();
   i = sp + 1;
@@ -74,25 +76,44 @@ export function timingSafeEqualHex(a: string, b: string): boolean {
 
 export type NonceCheck = 'valid' | 'stale' | 'invalid';
 
+/**
+ * Nonces name the second they were issued in: everyone challenged in the same second gets
+ * the same nonce (as Kamailio's auth module does), so a burst of REGISTERs costs one HMAC a
+ * second, and a verified nonce is remembered instead of verified again.
+ */
 export class NonceFactory {
   private readonly secret = crypto.randomBytes(32);
+  private current = { second: -1, nonce: '' };
+  /** nonce -> issue time (ms), for nonces that verified; bounded */
+  private readonly verified = new Map<string, number>();
 
   constructor(private readonly ttlMs: number) {}
 
   make(now = Date.now()): string {
+    const second = Math.floor(now / 1000);
+    if (second === this.current.second) return this.current.nonce;
     const t = Buffer.alloc(8);
-    t.writeBigUInt64BE(BigInt(now));
+    t.writeBigUInt64BE(BigInt(second * 1000));
     const mac = crypto.createHmac('sha256', this.secret).update(t).digest().subarray(0, 16);
-    return Buffer.concat([t, mac]).toString('base64url');
+    const nonce = Buffer.concat([t, mac]).toString('base64url');
+    this.current = { second, nonce };
+    return nonce;
   }
 
   check(nonce: string, now = Date.now()): NonceCheck {
-    const raw = Buffer.from(nonce, 'base64url');
-    if (raw.length !== 24) return 'invalid';
-    const t = raw.subarray(0, 8);
-    const mac = crypto.createHmac('sha256', this.secret).update(t).digest().subarray(0, 16);
-    if (!crypto.timingSafeEqual(mac, raw.subarray(8))) return 'invalid';
-    const issued = Number(t.readBigUInt64BE());
+    let issued = this.verified.get(nonce);
+    if (issued === undefined) {
+      const raw = Buffer.from(nonce, 'base64url');
+      // Node's decoder skips characters outside the alphabet and a partial trailing sextet:
+      // only the exact text make() wrote is ours.
+      if (raw.length !== 24 || raw.toString('base64url') !== nonce) return 'invalid';
+      const t = raw.subarray(0, 8);
+      const mac = crypto.createHmac('sha256', this.secret).update(t).digest().subarray(0, 16);
+      if (!crypto.timingSafeEqual(mac, raw.subarray(8))) return 'invalid';
+      issued = Number(t.readBigUInt64BE());
+      if (this.verified.size >= 4096) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(nonce, issued);
+    }
     if (issued > now + 1000) return 'invalid';
     return now - issued > this.ttlMs ? 'stale' : 'valid';
   }

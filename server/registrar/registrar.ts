@@ -23,6 +23,8 @@ import {
 import type { LocationStore } from './location-store.js';
 
 export interface RegistrarOptions {
+  /** false: no challenge, and any user name may register (OpenSIPS save() without www_authorize) */
+  authenticate: boolean;
   minExpires: number;
   maxExpires: number;
   defaultExpires: number;
@@ -74,9 +76,9 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     if (this.sweeper) clearInterval(this.sweeper);
   }
 
-  /** Is this user one of ours (whether registered or not)? */
+  /** Is this user one of ours (whether registered or not)? Without authentication, anyone is. */
   isUser(user: string): boolean {
-    return this.accounts.has(user);
+    return this.accounts.has(user) || (!this.opts.authenticate && user !== '');
   }
 
   account(user: string): Account | undefined {
@@ -119,11 +121,15 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     const to = req.to();
     if (to.uri.scheme !== 'sip' && to.uri.scheme !== 'sips') throw new SipError(400, 'To must be a SIP URI');
     const user = to.uri.user === null ? '' : unescapeUri(to.uri.user);
-    const account = this.accounts.get(user);
-    if (!account) throw new SipError(404, 'Not Found');
-    const realm = this.opts.realm ?? to.uri.host;
-    const auth = this.authenticate(req, account, realm);
-    if (auth) return auth;
+    // §10.3 step 3 before step 5: everyone is challenged first, so the replies do not tell
+    // which users exist; an unknown user's credentials then get 403.
+    if (this.opts.authenticate) {
+      const realm = this.opts.realm ?? to.uri.host;
+      const auth = this.authenticate(req, this.accounts.get(user) ?? null, user, realm);
+      if (auth) return auth;
+    } else if (user === '') {
+      throw new SipError(404, 'Not Found');
+    }
 
     const now = Date.now();
     const callId = req.callId();
@@ -238,7 +244,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
   }
 
   /** Digest authentication (§22.4); null when the request is authenticated. */
-  private authenticate(req: SipRequest, account: Account, realm: string): SipResponse | null {
+  private authenticate(req: SipRequest, account: Account | null, user: string, realm: string): SipResponse | null {
     const source = req.source ? `${req.source.address}:${req.source.port}` : '?';
     let stale = false;
     for (const value of req.getAll('authorization')) {
@@ -250,6 +256,10 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       if (!this.opts.algorithms.includes(alg)) continue;
       const nonce = this.nonces.check(p.get('nonce') ?? '');
       if (nonce === 'invalid') continue;
+      if (!account) {
+        this.emit('authFailed', { username: p.get('username') ?? null, reason: `unknown user ${user}`, source });
+        return makeResponse(req, 403, { reason: 'Unknown User' });
+      }
       if (p.get('username') !== account.username) {
         this.emit('authFailed', { username: p.get('username') ?? null, reason: 'username does not match the To user', source });
         return makeResponse(req, 403, { reason: 'Username Does Not Match' });

@@ -23,10 +23,14 @@ export function headerKey(name: string): string {
 }
 
 /** How we write a header name we create (Via, Call-ID, CSeq, ...). */
+const displayCache = new Map<string, string>();
+
 export function displayName(key: string): string {
-  const d = DISPLAY[key];
-  if (d) return d;
-  return key.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
+  let d = DISPLAY[key] ?? displayCache.get(key);
+  if (d !== undefined) return d;
+  d = key.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
+  if (displayCache.size < 1000) displayCache.set(key, d);
+  return d;
 }
 
 /** Headers that may appear once only; a second one makes a request invalid (RFC 4475 multi01). */

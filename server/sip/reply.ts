@@ -48,7 +48,8 @@ export function makeResponse(req: SipRequest, status: number, opts: ReplyOptions
       case 'from':
       case 'call-id':
       case 'cseq':
-        headers.push({ key: h.key, name: displayName(h.key), value: h.value });
+        // compact forms (v, f, i) are written out in full in what we send
+        headers.push(h.name.length === 1 ? { key: h.key, name: displayName(h.key), value: h.value } : h);
         break;
       case 'to': {
         let value = h.value;

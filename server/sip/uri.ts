@@ -46,28 +46,44 @@ function isHex(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
 
-/** Accepts hostname, IPv4address and IPv6reference (RFC 3261 §25.1). */
+/** Accepts hostname, IPv4address and IPv6reference (RFC 3261 §25.1). One pass: it runs for every URI. */
 export function isValidHost(h: string): boolean {
-  if (h.length === 0) return false;
+  const n = h.length;
+  if (n === 0) return false;
   if (h.charCodeAt(0) === 91) {
-    if (h.charCodeAt(h.length - 1) !== 93) return false;
-    const inner = h.slice(1, -1);
-    return inner.length > 1 && /^[0-9a-fA-F:.]+$/.test(inner) && inner.includes(':');
+    if (h.charCodeAt(n - 1) !== 93 || n < 4) return false;
+    let colon = false;
+    for (let i = 1; i < n - 1; i++) {
+      const c = h.charCodeAt(i);
+      if (c === 58) colon = true;
+      else if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102) || c === 46)) return false;
+    }
+    return colon;
   }
-  if (!allIn(h, HOST) || h.includes('%')) return false;
-  // labels may not start or end with '-', and may not be empty (a trailing dot is allowed)
-  const labels = h.endsWith('.') ? h.slice(0, -1).split('.') : h.split('.');
-  for (const l of labels) {
-    if (l.length === 0 || l.startsWith('-') || l.endsWith('-')) return false;
+  // labels of letters, digits and inner hyphens, separated by single dots (a trailing dot is allowed)
+  let labelStart = 0;
+  for (let i = 0; i < n; i++) {
+    const c = h.charCodeAt(i);
+    if (c === 46) {
+      if (i === labelStart || h.charCodeAt(i - 1) === 45) return false;
+      labelStart = i + 1;
+    } else if (c === 45) {
+      if (i === labelStart) return false;
+    } else if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122))) {
+      return false;
+    }
   }
-  return true;
+  return h.charCodeAt(n - 1) !== 45;
 }
 
 export function parseUri(s: string): SipUri {
   const colon = s.indexOf(':');
   if (colon <= 0) throw new SipParseError(`URI without scheme: ${s.slice(0, 40)}`);
-  const scheme = s.slice(0, colon).toLowerCase();
-  if (!/^[a-z][a-z0-9+.-]*$/.test(scheme)) throw new SipParseError('bad URI scheme');
+  let scheme = s.slice(0, colon);
+  if (scheme !== 'sip' && scheme !== 'sips') {
+    scheme = scheme.toLowerCase();
+    if (!/^[a-z][a-z0-9+.-]*$/.test(scheme)) throw new SipParseError('bad URI scheme');
+  }
   if (scheme !== 'sip' && scheme !== 'sips') {
     const opaque = s.slice(colon + 1);
     if (opaque.length === 0 || /[\s<>"]/.test(opaque)) throw new SipParseError('bad URI');

@@ -65,3 +65,17 @@ export async function freeUdpPort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+/** Resolves once something (a SIPp we started) holds this UDP port: binding it then fails. */
+export async function waitUntilBound(port: number, timeoutMs = 10_000): Promise<void> {
+  const dgram = await import('node:dgram');
+  await waitFor(`UDP port ${port} to be bound`, async () => {
+    const s = dgram.createSocket('udp4');
+    const taken = await new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(true));
+      s.bind(port, '127.0.0.1', () => resolve(false));
+    });
+    await new Promise<void>((r) => { try { s.close(() => r()); } catch { r(); } });
+    return taken;
+  }, timeoutMs);
+}

@@ -1043,6 +1043,15 @@ export class JsSipUa {
       this.calls.push(call);
       this.dispatchIncoming(call);
     });
+    // JsSIP's INVITE server transaction leaves Timer H (32 s) running after the ACK to a
+    // non-2xx (Transactions.js: the ACK arms Timer I and destroys the transaction, H stays):
+    // harmless in a browser, but it would keep a test process alive 32 s after a rejected call.
+    ee.on('transactionDestroyed', (e: { transaction: Record<string, unknown> }) => {
+      for (const k of ['F', 'K', 'B', 'D', 'M', 'J', 'L', 'H', 'I']) {
+        const t = e.transaction[k];
+        if (t) clearTimeout(t as NodeJS.Timeout);
+      }
+    });
   }
 
   /** the Contact URI JsSIP registers (sip:random@random.invalid;transport=ws) */

@@ -3,8 +3,26 @@
  * so a test can assert on the exact response a request got.
  */
 import dgram from 'node:dgram';
+import { headerKey } from '../../server/sip/headers.js';
+import { SipResponse, type SipMessageAny } from '../../server/sip/message.js';
 import { parseMessage } from '../../server/sip/parser.js';
-import type { SipMessageAny, SipResponse } from '../../server/sip/message.js';
+
+/**
+ * Responses to broken requests copy their broken headers (RFC 3261 §8.2.6.2 says copy), so a
+ * strict parse may fail: read the status line and raw headers then.
+ */
+function lenientResponse(buf: Buffer): SipResponse | null {
+  const text = buf.toString('latin1');
+  const m = /^SIP\/2\.0 (\d{3}) ?([^\r\n]*)\r?\n/.exec(text);
+  if (!m) return null;
+  const head = text.slice(m[0].length).split(/\r?\n\r?\n/)[0] ?? '';
+  const headers = head.split(/\r?\n/).filter((l) => l.includes(':')).map((l) => {
+    const i = l.indexOf(':');
+    const name = l.slice(0, i).trim();
+    return { key: headerKey(name), name, value: l.slice(i + 1).trim() };
+  });
+  return new SipResponse(Number(m[1]), m[2] ?? '', headers);
+}
 
 export class UdpSipClient {
   private readonly socket = dgram.createSocket('udp4');
@@ -17,6 +35,10 @@ export class UdpSipClient {
     c.socket.on('message', (buf) => {
       const p = parseMessage(buf);
       if (p.kind === 'message') c.received.push(p.message);
+      else {
+        const r = lenientResponse(buf);
+        if (r) c.received.push(r);
+      }
       for (const w of c.waiters.splice(0)) w();
     });
     return c;
@@ -51,7 +73,9 @@ export class UdpSipClient {
 
   /** The final response to the request with this Call-ID and CSeq method. */
   async finalResponse(callId: string, method = 'INVITE', timeoutMs = 5000): Promise<SipResponse> {
-    return (await this.waitFor((m) => !m.isRequest() && (m as SipResponse).status >= 200 && m.get('call-id') === callId && m.cseq().method === method, timeoutMs)) as SipResponse;
+    const isIt = (m: SipMessageAny): boolean =>
+      !m.isRequest() && (m as SipResponse).status >= 200 && m.get('call-id') === callId && (m.get('cseq') ?? '').trim().endsWith(method);
+    return (await this.waitFor(isIt, timeoutMs)) as SipResponse;
   }
 
   close(): void {

@@ -1,7 +1,9 @@
 /**
  * Two real JsSIP user agents over SIP-over-WebSocket (RFC 7118) against the gateway started
  * in-process: registration, a wrong password, a call alice -> bob with answer, ACK and BYE,
- * and a binding removed when its WebSocket closes.
+ * a 486 and a CANCEL, a binding removed when its WebSocket closes, un-REGISTER on stop. One
+ * test is marked `todo`: it shows a known gateway bug (see its comment).
+ * Debug with JSSIP_UA_TRACE=1 (every SIP message each UA sends and receives, on stderr).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +11,7 @@ import pino from 'pino';
 import { buildConfig } from '../../server/config/load.js';
 import { startGateway, type Gateway } from '../../server/gateway.js';
 import type { Binding } from '../../server/registrar/binding.js';
-import { FixedSdpPeerConnection, JsSipUa, RegistrationError, type JsSipCall } from '../helpers/jssip-ua.js';
+import { FixedSdpPeerConnection, JsSipUa, RegistrationError, within, type JsSipCall } from '../helpers/jssip-ua.js';
 
 const DOMAIN = '127.0.0.1';
 
@@ -40,7 +42,10 @@ describe('JsSIP over WebSocket', { timeout: 60_000 }, () => {
 
   before(async () => {
     const config = buildConfig({
-      sip: { advertise: DOMAIN, udp: { address: '127.0.0.1', port: 0 } },
+      // Timer C short (no call here rings for long): a branch stuck by the drop-while-ringing
+      // bug below would otherwise keep its 180 s Timer C alive after gw.close() (the Proxy has
+      // no close(); gateway bug) and the test process would not exit for 3 minutes
+      sip: { advertise: DOMAIN, udp: { address: '127.0.0.1', port: 0 }, timers: { inviteTimeout: 4000 } },
       http: { address: '127.0.0.1', port: 0 },
       registrar: { store: { type: 'memory' } },
       users: [
@@ -105,7 +110,7 @@ describe('JsSIP over WebSocket', { timeout: 60_000 }, () => {
     });
 
     const call = alice.call(`sip:bob@${DOMAIN}`);
-    const bobCall = await incoming;
+    const bobCall = await within(incoming, 10_000, 'the INVITE reaching bob');
     assert.equal(bobCall.direction, 'incoming');
     assert.match(bobCall.request ?? '', /^INVITE sip:[^ ]+@[^ ]+\.invalid;transport=ws SIP\/2\.0\r\n/, 'INVITE to bob targets his registered contact');
 
@@ -153,6 +158,35 @@ describe('JsSIP over WebSocket', { timeout: 60_000 }, () => {
     assert.deepEqual(bobCall.errors, []);
   });
 
+  it('bob rejects with 486: alice sees Busy; alice cancels while ringing: bob sees the CANCEL, alice the 487', async () => {
+    assert.ok(alice && bob, 'needs alice and bob registered');
+    bob.onIncoming(async (call) => {
+      await call.reject(486);
+    });
+    const busy = alice.call(`sip:bob@${DOMAIN}`);
+    const busyEnd = await busy.ended;
+    assert.equal(busyEnd.kind, 'failed');
+    assert.equal(busyEnd.status, 486);
+    assert.equal(busyEnd.cause, 'Busy');
+    await assert.rejects(busy.confirmed, (e: unknown) => (e as { status?: number }).status === 486);
+
+    const unsubscribe = bob.onIncoming(() => undefined); // let it ring
+    const ringing = alice.call(`sip:bob@${DOMAIN}`);
+    assert.equal((await ringing.progress).status, 180);
+    const bobCall = bob.calls.at(-1)!;
+    assert.equal(bobCall.callId, ringing.callId);
+    const since = alice.trace.length;
+    const canceled = await ringing.hangup();
+    assert.equal(canceled.kind, 'failed');
+    assert.equal(canceled.cause, 'Canceled');
+    const bobEnd = await bobCall.ended;
+    assert.equal(bobEnd.method, 'CANCEL');
+    assert.equal(bobEnd.cause, 'Canceled');
+    const final = await alice.waitForMessage((m) => m.dir === 'in' && m.cseq?.method === 'INVITE' && m.callId === ringing.callId && (m.status ?? 0) >= 200, { since });
+    assert.equal(final.status, 487);
+    unsubscribe();
+  });
+
   it("closing bob's WebSocket (no un-REGISTER) removes his binding; alice's stays", async () => {
     assert.ok(alice && bob, 'needs alice and bob registered');
     assert.equal((await bindingsOf('bob')).length, 1);
@@ -167,6 +201,25 @@ describe('JsSIP over WebSocket', { timeout: 60_000 }, () => {
     const end = await call.ended;
     assert.equal(end.kind, 'failed');
     assert.ok(end.status === 404 || end.status === 480, `call to an unregistered user: ${end.status} ${end.cause}`);
+  });
+
+  // GATEWAY BUG (marked todo so the suite stays green; drop `todo` once fixed): when the
+  // callee's WebSocket closes while the INVITE to it is ringing, the caller never gets a final
+  // response. Nothing fails the client transaction whose flow closed (TransportLayer.flowClosed
+  // only tells the registrar), and Timer C does not help either: its CANCEL goes to the dead
+  // flow with onTimeout/onTransportError ignored (Proxy.sendCancel), and no 64*T1 guard ends
+  // the branch (RFC 3261 §9.1). Expected: a final response at once (480/503, or 430 Flow Failed
+  // per RFC 5626 §5.3).
+  it("bob's WebSocket drops while ringing: alice gets a final response at once", { todo: 'gateway: client transactions ignore their flow closing' }, async () => {
+    assert.ok(alice, 'needs alice registered');
+    const bob2 = await startUa('bob', 'pw-bob', true);
+    bob2.onIncoming(() => undefined); // let it ring
+    const call = alice.call(`sip:bob@${DOMAIN}`);
+    assert.equal((await call.progress).status, 180);
+    await bob2.dropConnection({ abrupt: true });
+    const end = await call.waitEnded(2000);
+    assert.equal(end.kind, 'failed');
+    assert.ok([408, 430, 480, 503].includes(end.status ?? 0), `final response ${end.status} ${end.cause}`);
   });
 
   it('alice stops cleanly: un-REGISTER removes her binding', async () => {

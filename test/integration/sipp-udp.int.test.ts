@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Gateway } from '../../server/gateway.js';
-import { freeUdpPort, startTestGateway } from '../helpers/gateway.js';
+import { freeUdpPort, startTestGateway, waitUntilBound } from '../helpers/gateway.js';
 import { request, UdpSipClient } from '../helpers/sip-client.js';
 import { registerWithSipp, sipp } from '../helpers/sipp.js';
 
@@ -34,8 +34,8 @@ describe('SIP over UDP with SIPp', () => {
     assert.deepEqual(await gw.registrar.store.get('carol'), []);
   });
 
-  test('an unknown user gets 404', async () => {
-    const r = await sipp({ scenario: 'register-unknown.xml', target, service: 'mallory' }).done;
+  test('an unknown user is challenged like anyone, then gets 403', async () => {
+    const r = await sipp({ scenario: 'register-wrong-password.xml', target, service: 'mallory', auth: { user: 'mallory', password: 'x' }, vars: { contact_port: 5999, expires: 3600 } }).done;
     assert.equal(r.code, 0, r.output);
     assert.deepEqual(await gw.registrar.store.get('mallory'), []);
   });
@@ -43,6 +43,7 @@ describe('SIP over UDP with SIPp', () => {
   test('a UAC calls a registered UAS: 180, 200 with Record-Route, ACK, BYE', async () => {
     const uasPort = await freeUdpPort();
     const uas = sipp({ scenario: 'uas.xml', port: uasPort, calls: 1, timeoutS: 20 });
+    await waitUntilBound(uasPort);
     const reg = await registerWithSipp(target, 'uas', 'pw-uas', uasPort);
     assert.equal(reg.code, 0, reg.output);
     const uac = await sipp({ scenario: 'uac.xml', target, service: 'uas', calls: 1, holdMs: 200 }).done;
@@ -55,6 +56,7 @@ describe('SIP over UDP with SIPp', () => {
   test('a CANCEL before answer ends both sides', async () => {
     const uasPort = await freeUdpPort();
     const uas = sipp({ scenario: 'uas-cancel.xml', port: uasPort, calls: 1, timeoutS: 20 });
+    await waitUntilBound(uasPort);
     const reg = await registerWithSipp(target, 'bob', 'pw-bob', uasPort);
     assert.equal(reg.code, 0, reg.output);
     const uac = await sipp({ scenario: 'uac-cancel.xml', target, service: 'bob', calls: 1 }).done;

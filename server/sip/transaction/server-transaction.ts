@@ -67,6 +67,7 @@ export class NonInviteServerTransaction extends ServerTransaction {
   respond(res: SipResponse): void {
     if (this.state !== 'trying' && this.state !== 'proceeding') return;
     const buf = this.transmit(res);
+    if ((this.state as ServerTxState) === 'terminated') return; // the send failed (§17.2.4)
     if (res.status < 200) {
       // "the TU passes a provisional response ... the transaction MUST enter Proceeding"
       this.state = 'proceeding';
@@ -75,7 +76,6 @@ export class NonInviteServerTransaction extends ServerTransaction {
     }
     // "any final response ... MUST enter the Completed state" and Timer J fires after 64*T1
     // for unreliable transports, zero for reliable ones.
-    if ((this.state as ServerTxState) === 'terminated') return; // the send failed
     this.state = 'completed';
     if (!this.reliable) this.host.linger(this.key, buf, this.dest);
     this.terminate();

@@ -77,9 +77,10 @@ export class TransportLayer implements Sender {
       if (dest.transport !== 'udp') return false;
     }
     if (dest.transport !== 'udp') return false;
-    const family = net.isIPv6(dest.address) ? 6 : 4;
-    const sock = this.udp.find((u) => u.family === family) ?? this.udp[0];
-    if (!sock || !net.isIP(dest.address)) return false;
+    // IP literals only (names were resolved before): a colon means IPv6
+    const family = dest.address.includes(':') ? 6 : 4;
+    const sock = this.udp.length === 1 ? this.udp[0] : (this.udp.find((u) => u.family === family) ?? this.udp[0]);
+    if (!sock || (family === 4 && !IPV4.test(dest.address))) return false;
     return sock.send(buf, dest.port, dest.address);
   }
 
@@ -89,6 +90,8 @@ export class TransportLayer implements Sender {
     await Promise.all(this.udp.map((u) => u.close()));
   }
 }
+
+const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
 export function bracket(host: string): string {
   return net.isIPv6(host) ? `[${host}]` : host;

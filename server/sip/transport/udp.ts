@@ -18,7 +18,13 @@ export class UdpTransport {
     private readonly onError: (err: Error) => void,
   ) {
     const type = net.isIPv6(address) ? 'udp6' : 'udp4';
-    this.socket = dgram.createSocket({ type, reuseAddr: false });
+    // We only ever send to IP literals: answer the socket's address lookup at once instead of
+    // going through dns.lookup and a nextTick for every datagram.
+    this.socket = dgram.createSocket({
+      type,
+      reuseAddr: false,
+      lookup: (host, _opts, cb) => (cb as (e: Error | null, a: string, f: number) => void)(null, host, type === 'udp6' ? 6 : 4),
+    });
     this.socket.on('message', (buf, rinfo) => {
       this.receive(buf, {
         transport: 'udp',

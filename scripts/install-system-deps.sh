@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Debian 12 packages the gateway needs (only where no prebuilt mediasoup worker can be
+# downloaded: the libraries and tools to build it from the npm tarball), and with --test the
+# real peers the tests drive (SIPp, baresip, Chromium, sox, Redis, docker-compose).
+# Idempotent; runs apt-get only for what is missing.
+set -euo pipefail
+BUILD=(meson ninja-build pkg-config g++ python3 libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev
+       libabsl-dev libflatbuffers-dev flatbuffers-compiler)
+TEST=(sip-tester baresip baresip-core sox libsox-fmt-all chromium redis-server docker-compose procps iproute2)
+want=("${BUILD[@]}")
+[[ ${1:-} == --test ]] && want+=("${TEST[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "system packages: all present"
+  exit 0
+fi
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+echo "system packages: installing ${missing[*]}"
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

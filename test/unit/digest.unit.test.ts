@@ -1,0 +1,200 @@
+/** server/registrar/digest.ts: HTTP Digest for SIP (RFC 2617, RFC 7616 / RFC 8760) and stateless nonces. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  challengeHeader,
+  expectedResponse,
+  ha1,
+  NonceFactory,
+  parseCredentials,
+  timingSafeEqualHex,
+} from '../../server/registrar/digest.js';
+
+/** RFC 2617 §3.5: the Authorization header of the example. */
+const RFC2617_AUTHORIZATION = [
+  'Digest username="Mufasa",',
+  ' realm="testrealm@host.com",',
+  ' nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093",',
+  ' uri="/dir/index.html",',
+  ' qop=auth,',
+  ' nc=00000001,',
+  ' cnonce="0a4f113b",',
+  ' response="6629fae49393a05397450978507c4ef1",',
+  ' opaque="5ccc069c403ebaf9f0171e9517f40e41"',
+].join('');
+
+/** RFC 7616 §3.9.1: the same user, with SHA-256 and MD5. */
+const RFC7616_AUTHORIZATION = [
+  'Digest username="Mufasa",',
+  ' realm="http-auth@example.org",',
+  ' uri="/dir/index.html",',
+  ' algorithm=SHA-256,',
+  ' nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",',
+  ' nc=00000001,',
+  ' cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",',
+  ' qop=auth,',
+  ' response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",',
+  ' opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"',
+].join('');
+
+describe('parseCredentials', () => {
+  it('reads the RFC 2617 §3.5 example: quoted and unquoted values', () => {
+    const c = parseCredentials(RFC2617_AUTHORIZATION);
+    assert.ok(c);
+    assert.equal(c.scheme, 'Digest');
+    assert.deepEqual(Object.fromEntries(c.params), {
+      username: 'Mufasa',
+      realm: 'testrealm@host.com',
+      nonce: 'dcd98b7102dd2f0e8b11d0f600bfb0c093',
+      uri: '/dir/index.html',
+      qop: 'auth',
+      nc: '00000001',
+      cnonce: '0a4f113b',
+      response: '6629fae49393a05397450978507c4ef1',
+      opaque: '5ccc069c403ebaf9f0171e9517f40e41',
+    });
+  });
+
+  it('commas and escaped quotes inside quoted values; LWS around = and ,; names case-insensitive', () => {
+    const c = parseCredentials('Digest USERNAME = "a\\"b,c" ,realm=x,  uri="sip:bob@example.com;transport=ws, x", nonce="n"');
+    assert.ok(c);
+    assert.equal(c.params.get('username'), 'a"b,c');
+    assert.equal(c.params.get('realm'), 'x');
+    assert.equal(c.params.get('uri'), 'sip:bob@example.com;transport=ws, x');
+    assert.equal(c.params.get('nonce'), 'n');
+  });
+
+  it('a tab between the scheme and the parameters is LWS too', () => {
+    const c = parseCredentials('Digest\tusername="1000", realm="example.com"');
+    assert.ok(c);
+    assert.equal(c.scheme, 'Digest');
+    assert.equal(c.params.get('username'), '1000');
+  });
+
+  it('a SIP REGISTER Authorization as softphones send it', () => {
+    const c = parseCredentials('Digest algorithm=MD5, username="1000", realm="example.com", nonce="AAAB", uri="sip:example.com", response="0123456789abcdef0123456789abcdef", qop=auth, cnonce="x1", nc=00000002');
+    assert.ok(c);
+    assert.equal(c.params.get('algorithm'), 'MD5');
+    assert.equal(c.params.get('uri'), 'sip:example.com');
+    assert.equal(c.params.get('nc'), '00000002');
+  });
+
+  it('an unknown scheme is read, for the registrar to refuse (RFC 4475 regaut01)', () => {
+    const c = parseCredentials('NoOneKnowsThisScheme opaque-data=here');
+    assert.ok(c);
+    assert.equal(c.scheme, 'NoOneKnowsThisScheme');
+    assert.equal(c.params.get('opaque-data'), 'here');
+  });
+
+  it('refuses what cannot be read', () => {
+    assert.equal(parseCredentials('Digest'), null);
+    assert.equal(parseCredentials('Digest username="unterminated'), null);
+    assert.equal(parseCredentials('Digest username'), null);
+  });
+});
+
+describe('digest response', () => {
+  it('RFC 2617 §3.5: MD5 with qop=auth computes 6629fae49393a05397450978507c4ef1', () => {
+    const c = parseCredentials(RFC2617_AUTHORIZATION)!;
+    const secret = ha1('MD5', 'Mufasa', 'testrealm@host.com', 'Circle Of Life');
+    const expected = expectedResponse('MD5', secret, 'GET', c.params);
+    assert.equal(expected, '6629fae49393a05397450978507c4ef1');
+    assert.ok(timingSafeEqualHex(expected, c.params.get('response')!));
+  });
+
+  it('RFC 7616 §3.9.1: SHA-256 computes 753927fa...6cb6c1, MD5 8ca523f5...ebdbec', () => {
+    const c = parseCredentials(RFC7616_AUTHORIZATION)!;
+    const sha = expectedResponse('SHA-256', ha1('SHA-256', 'Mufasa', 'http-auth@example.org', 'Circle of Life'), 'GET', c.params);
+    assert.equal(sha, '753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1');
+    assert.ok(timingSafeEqualHex(sha, c.params.get('response')!));
+    const md5 = expectedResponse('MD5', ha1('MD5', 'Mufasa', 'http-auth@example.org', 'Circle of Life'), 'GET', c.params);
+    assert.equal(md5, '8ca523f5e9506fed4657c9700eebdbec');
+  });
+
+  it('a wrong password, method or uri gives another response', () => {
+    const c = parseCredentials(RFC2617_AUTHORIZATION)!;
+    const good = c.params.get('response')!;
+    assert.ok(!timingSafeEqualHex(expectedResponse('MD5', ha1('MD5', 'Mufasa', 'testrealm@host.com', 'Circle of life'), 'GET', c.params), good));
+    const secret = ha1('MD5', 'Mufasa', 'testrealm@host.com', 'Circle Of Life');
+    assert.ok(!timingSafeEqualHex(expectedResponse('MD5', secret, 'POST', c.params), good));
+    const other = new Map(c.params).set('uri', '/dir/other.html');
+    assert.ok(!timingSafeEqualHex(expectedResponse('MD5', secret, 'GET', other), good));
+  });
+
+  it('without qop: RFC 2069 compatibility, H(HA1:nonce:HA2)', () => {
+    // RFC 2069 §2.4 as corrected by its errata (Mufasa / CircleOfLife / GET /dir/index.html)
+    const params = new Map([['uri', '/dir/index.html'], ['nonce', 'dcd98b7102dd2f0e8b11d0f600bfb0c093']]);
+    const r = expectedResponse('MD5', ha1('MD5', 'Mufasa', 'testrealm@host.com', 'CircleOfLife'), 'GET', params);
+    assert.equal(r, '1949323746fe6a43ef61f9606e7febea');
+  });
+
+  it('timingSafeEqualHex is false for different lengths', () => {
+    assert.equal(timingSafeEqualHex('abc', 'abcd'), false);
+    assert.equal(timingSafeEqualHex('abcd', 'abcd'), true);
+  });
+});
+
+describe('NonceFactory', () => {
+  const T0 = 1_700_000_000_000;
+
+  it('a fresh nonce is valid', () => {
+    const f = new NonceFactory(300_000);
+    const n = f.make(T0);
+    assert.equal(f.check(n, T0), 'valid');
+    assert.equal(f.check(n, T0 + 299_000), 'valid');
+  });
+
+  it('an old nonce is stale (the client retries without asking the user: RFC 2617 stale=true)', () => {
+    const f = new NonceFactory(300_000);
+    assert.equal(f.check(f.make(T0), T0 + 300_001), 'stale');
+  });
+
+  it('a nonce from another process (another secret) is invalid', () => {
+    assert.equal(new NonceFactory(300_000).check(new NonceFactory(300_000).make(T0), T0), 'invalid');
+  });
+
+  it('a forged nonce is invalid: any character changed', () => {
+    const f = new NonceFactory(300_000);
+    const n = f.make(T0);
+    for (let i = 0; i < n.length; i++) {
+      const forged = n.slice(0, i) + (n[i] === 'A' ? 'B' : 'A') + n.slice(i + 1);
+      assert.equal(f.check(forged, T0), 'invalid', `changed at ${i}`);
+    }
+  });
+
+  it('a truncated or extended nonce is invalid', () => {
+    const f = new NonceFactory(300_000);
+    const n = f.make(T0);
+    for (const bad of [n.slice(0, -1), n.slice(0, 16), '', n + 'A', n + '==', n + '!', 'A' + n, n.slice(0, 10) + '.' + n.slice(10)]) {
+      assert.equal(f.check(bad, T0), 'invalid', JSON.stringify(bad));
+    }
+  });
+
+  it('a nonce dated in the future is invalid', () => {
+    const f = new NonceFactory(300_000);
+    assert.equal(f.check(f.make(T0 + 60_000), T0), 'invalid');
+  });
+
+  it('nonces are token-safe text, shared within a second and new the next second', () => {
+    const f = new NonceFactory(300_000);
+    const second = Math.floor(T0 / 1000) * 1000;
+    const a = f.make(second);
+    assert.equal(f.make(second + 999), a, 'one nonce per second (one HMAC per second under load)');
+    assert.notEqual(f.make(second + 1000), a);
+    assert.match(a, /^[A-Za-z0-9_-]+$/);
+  });
+});
+
+describe('challengeHeader', () => {
+  it('a challenge a client can read back', () => {
+    const c = parseCredentials(challengeHeader('example.com', 'abc', 'SHA-256', true))!;
+    assert.equal(c.scheme, 'Digest');
+    assert.equal(c.params.get('realm'), 'example.com');
+    assert.equal(c.params.get('nonce'), 'abc');
+    assert.equal(c.params.get('qop'), 'auth');
+    assert.equal(c.params.get('algorithm'), 'SHA-256');
+    assert.equal(c.params.get('stale'), 'true');
+    assert.equal(parseCredentials(challengeHeader('example.com', 'abc', 'MD5', false))!.params.has('stale'), false);
+  });
+});
