@@ -14,6 +14,7 @@ import { CallRegistry } from './calls/call-registry.js';
 import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
 import { webRoot } from './paths.js';
+import { MediaService } from './media/media-service.js';
 import { FileLocationStore } from './registrar/file-store.js';
 import { MemoryLocationStore, type LocationStore } from './registrar/location-store.js';
 import { Registrar } from './registrar/registrar.js';
@@ -41,6 +42,8 @@ export interface Gateway {
   readonly transports: TransportLayer;
   readonly transactions: TransactionLayer;
   readonly stack: SipStack;
+  readonly media: MediaService | null;
+  readonly proxy: Proxy;
   /** the ports actually bound (0 in the config picks free ones) */
   readonly ports: { udp: number | null; http: number; https: number | null };
   readonly advertise: string;
@@ -77,7 +80,6 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     const transactions = new TransactionLayer(timers, transports);
     closers.push(() => transactions.close());
     stack = new SipStack(transactions, { forceRport: config.sip.forceRport }, log.child({ component: 'sip' }));
-    transports.onFlowClosed = (flow) => void registrar.connectionClosed(flow.id);
 
     let udpPort: number | null = null;
     if (config.sip.udp !== false) {
@@ -87,6 +89,26 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
 
     const calls = new CallRegistry();
     closers.push(() => calls.endAll('shutdown'));
+
+    // media: rtpengine's job on mediasoup workers
+    let media: MediaService | null = null;
+    if (config.media.enabled) {
+      const m = config.media;
+      media = new MediaService({
+        workers: m.workers || os.cpus().length,
+        listenIp: m.listenAddress,
+        announcedAddress: m.announcedAddress ?? advertise,
+        minPort: m.minPort,
+        maxPort: m.maxPort,
+        timeout: m.timeout,
+        latchTimeout: m.latchTimeout,
+        checkInterval: m.checkInterval,
+        workerLogLevel: m.workerLogLevel,
+      }, log.child({ component: 'media' }));
+      await media.start();
+      const started = media;
+      closers.push(() => started.close());
+    }
 
     // http: the softphone, the API and SIP over WebSocket on one port
     let listening = false;
@@ -101,8 +123,13 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     const servers: (http.Server | https.Server)[] = [];
     const wsOptions = { path: config.http.wsPath, pingInterval: config.http.wsPingInterval, maxMessageSize: 64 * 1024 };
     const attachWs = (kind: 'ws' | 'wss', server: http.Server | https.Server): void => {
-      const ws = new WsTransport(kind, server, wsOptions, () => transports.nextFlowId(), (buf, src) => stack!.receive(buf, src),
+      const ws = new WsTransport(kind, wsOptions, () => transports.nextFlowId(), (buf, src) => stack!.receive(buf, src),
         (flow) => transports.flowOpened(flow), (flow) => transports.flowClosed(flow));
+      // one upgrade handler per server: the SIP path, else 404 (nothing else upgrades)
+      server.on('upgrade', (req, socket, head) => {
+        if ((req.url ?? '').split('?')[0] === config.http.wsPath) ws.handleUpgrade(req, socket, head);
+        else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      });
       closers.push(() => ws.close());
     };
     const httpServer = http.createServer(app);
@@ -134,9 +161,16 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       script: opts.script ?? defaultScript,
       timers,
       log: log.child({ component: 'proxy' }),
+      media,
       maxForwards: config.sip.maxForwards,
     });
     transactions.tu = proxy;
+    closers.push(() => proxy.close());
+    // a closed WebSocket takes its registrations and its calls with it
+    transports.onFlowClosed = (flow) => {
+      void registrar.connectionClosed(flow.id);
+      proxy.flowClosed(flow.id);
+    };
     listening = true;
     log.info({ udp: udpPort, http: httpPort, https: httpsPort, advertise, ws: `ws://${advertise}:${httpPort}${config.http.wsPath}`, users: config.users.length }, 'gateway listening');
 
@@ -148,6 +182,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       transports,
       transactions,
       stack,
+      media,
+      proxy,
       ports: { udp: udpPort, http: httpPort, https: httpsPort },
       advertise,
       close,

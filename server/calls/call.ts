@@ -16,6 +16,20 @@ export interface Party {
   port: number;
 }
 
+/** How to send an in-dialog request to one side ourselves (to end the call: RFC 3261 §12.2.1.1). */
+export interface DialogSide {
+  /** remote target: the side's Contact URI */
+  target: string;
+  /** where requests to it go (its connection, or the address it sends from) */
+  dest: Destination;
+  /** Route headers towards it (Record-Route entries between us and it, nearest first) */
+  route: string[];
+  /** its own header as it wrote it: From for the caller, To (with tag) for the callee */
+  identity: string;
+  /** highest CSeq it has used in this dialog */
+  cseq: number;
+}
+
 export interface CalleeLeg {
   index: number;
   uri: string;
@@ -34,6 +48,10 @@ export class Call {
   toTag: string | null = null;
   readonly legs: CalleeLeg[] = [];
   answeredLeg: number | null = null;
+  /** both ends of the dialog, once answered */
+  dialog: { caller: DialogSide; callee: DialogSide } | null = null;
+  /** a media session anchors this call's RTP */
+  media = false;
   readonly createdAt = Date.now();
   answeredAt: number | null = null;
   endedAt: number | null = null;

@@ -158,6 +158,9 @@ function checkConsistency(cfg: Config): void {
   if (r.minExpires > r.defaultExpires || r.defaultExpires > r.maxExpires) {
     throw new ConfigError(`registrar: expected minExpires <= defaultExpires <= maxExpires, got ${r.minExpires}, ${r.defaultExpires}, ${r.maxExpires}`);
   }
+  if (cfg.media.minPort > cfg.media.maxPort - 3) {
+    throw new ConfigError(`media: minPort must be below maxPort (at least two RTP/RTCP pairs), got ${cfg.media.minPort}-${cfg.media.maxPort}`);
+  }
   const tls = cfg.http.tls;
   if ((tls.cert === null) !== (tls.key === null)) throw new ConfigError('http.tls: cert and key go together: set both or neither');
   const seen = new Set<string>();

@@ -92,6 +92,19 @@ export const ConfigSchema = Type.Object({
     description: 'accounts allowed to register; the embedded default has demo users 1000-1004 (password secret<user>)',
   }),
 
+  media: Type.Object({
+    enabled: Type.Boolean({ default: true, description: 'anchor RTP in the gateway (mediasoup); false: SDP passes through untouched' }),
+    workers: Type.Integer({ minimum: 0, default: 0, description: 'mediasoup workers; 0: one per CPU core' }),
+    listenAddress: Type.String({ default: '0.0.0.0', description: 'address the RTP sockets bind to' }),
+    announcedAddress: Nullable(Type.String({ description: 'address written in SDP (c=, candidates); null: sip.advertise. Set the public address when behind NAT' })),
+    minPort: Port(40000, 'lowest RTP port'),
+    maxPort: Port(49999, 'highest RTP port'),
+    timeout: Type.Integer({ minimum: 0, default: 60, description: 'seconds without RTP from a party that should send before the call ends (0: never; rtpengine --timeout)' }),
+    latchTimeout: Type.Integer({ minimum: 0, default: 500, description: 'ms to wait for a phone\'s first RTP packet before sending to its SDP address anyway' }),
+    checkInterval: Type.Integer({ minimum: 100, default: 1000, description: 'ms between checks of every call\'s media (SSRC changes, timeouts)' }),
+    workerLogLevel: Type.Union([Type.Literal('debug'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('none')], { default: 'error' }),
+  }, { additionalProperties: false, default: {} }),
+
   log: Type.Object({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
     pretty: Type.Union([Type.Boolean(), Type.Literal('auto')], { default: 'auto', description: 'human-readable lines; auto: when stdout is a terminal' }),

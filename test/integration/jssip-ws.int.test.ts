@@ -1,8 +1,8 @@
 /**
  * Two real JsSIP user agents over SIP-over-WebSocket (RFC 7118) against the gateway started
  * in-process: registration, a wrong password, a call alice -> bob with answer, ACK and BYE,
- * a 486 and a CANCEL, a binding removed when its WebSocket closes, un-REGISTER on stop. One
- * test is marked `todo`: it shows a known gateway bug (see its comment).
+ * a 486 and a CANCEL, a binding removed when its WebSocket closes (also while it rings),
+ * un-REGISTER on stop.
  * Debug with JSSIP_UA_TRACE=1 (every SIP message each UA sends and receives, on stderr).
  */
 import assert from 'node:assert/strict';
@@ -100,7 +100,7 @@ describe('JsSIP over WebSocket', { timeout: 60_000 }, () => {
     assert.notEqual(list.find((b) => b.aor === 'alice')!.received.flowId, list.find((b) => b.aor === 'bob')!.received.flowId);
   });
 
-  it('alice calls bob: ringing, answer, ACK; the SDP passes through; alice hangs up and bob sees the BYE', async () => {
+  it('alice calls bob: ringing, answer, ACK; the gateway anchors the media; alice hangs up and bob sees the BYE', async () => {
     assert.ok(alice && bob, 'needs alice and bob registered by the previous test');
     const incoming = new Promise<JsSipCall>((resolve) => {
       bob!.onIncoming(async (call) => {
@@ -119,20 +119,24 @@ describe('JsSIP over WebSocket', { timeout: 60_000 }, () => {
     await call.confirmed;
     await bobCall.confirmed; // bob got the ACK
 
-    // the offer alice's peer connection produced reached bob untouched (no media bridge yet:
-    // when the gateway starts rewriting SDP this becomes a check of the rewritten offer)
+    // the gateway anchors the media: bob gets an offer naming the gateway (ICE-lite, its
+    // own fingerprint and candidates) with alice's codecs, and alice an answer likewise
     const alicePc = call.peerConnection;
     const bobPc = bobCall.peerConnection;
     assert.ok(alicePc instanceof FixedSdpPeerConnection);
     assert.ok(bobPc instanceof FixedSdpPeerConnection);
     const offer = alicePc.localDescription?.sdp;
     assert.ok(offer);
-    assert.equal(bobCall.remoteOffer, offer);
-    assert.equal(bobPc.remoteSdps[0]?.type, 'offer');
-    assert.equal(bobPc.remoteSdps[0]?.sdp, offer);
-    // ... and bob's answer reached alice untouched
+    const toBob = bobPc.remoteSdps[0];
+    assert.equal(toBob?.type, 'offer');
+    assert.notEqual(toBob?.sdp, offer);
+    assert.match(toBob!.sdp, /^a=ice-lite/m);
+    assert.match(toBob!.sdp, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m);
+    assert.match(toBob!.sdp, /^a=rtcp-mux/m);
+    assert.match(toBob!.sdp, /^a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 \d+ typ host/m);
     assert.equal(alicePc.remoteDescription?.type, 'answer');
-    assert.equal(alicePc.remoteDescription?.sdp, bobPc.localDescription?.sdp);
+    assert.match(alicePc.remoteDescription!.sdp, /^a=ice-lite/m);
+    assert.match(alicePc.remoteDescription!.sdp, /^a=setup:passive/m, 'the gateway answers DTLS passive');
     assert.equal(alicePc.signalingState, 'stable');
     assert.equal(bobPc.signalingState, 'stable');
 
@@ -203,14 +207,9 @@ describe('JsSIP over WebSocket', { timeout: 60_000 }, () => {
     assert.ok(end.status === 404 || end.status === 480, `call to an unregistered user: ${end.status} ${end.cause}`);
   });
 
-  // GATEWAY BUG (marked todo so the suite stays green; drop `todo` once fixed): when the
-  // callee's WebSocket closes while the INVITE to it is ringing, the caller never gets a final
-  // response. Nothing fails the client transaction whose flow closed (TransportLayer.flowClosed
-  // only tells the registrar), and Timer C does not help either: its CANCEL goes to the dead
-  // flow with onTimeout/onTransportError ignored (Proxy.sendCancel), and no 64*T1 guard ends
-  // the branch (RFC 3261 §9.1). Expected: a final response at once (480/503, or 430 Flow Failed
-  // per RFC 5626 §5.3).
-  it("bob's WebSocket drops while ringing: alice gets a final response at once", { todo: 'gateway: client transactions ignore their flow closing' }, async () => {
+  // The callee's connection closing fails its branch at once (nothing can answer over it):
+  // the caller is not left ringing until Timer C.
+  it("bob's WebSocket drops while ringing: alice gets a final response at once", async () => {
     assert.ok(alice, 'needs alice registered');
     const bob2 = await startUa('bob', 'pw-bob', true);
     bob2.onIncoming(() => undefined); // let it ring

@@ -1,11 +1,15 @@
 /**
  * The stateful proxy (RFC 3261 §16): validates a request (§16.3), consumes our Route entries
  * (§16.4), asks the routing script what to do, and forwards to every target in parallel
- * (§16.5-16.6), choosing the best final response (§16.7); CANCEL per §16.10.
+ * (§16.5-16.6), choosing the best final response (§16.7); CANCEL per §16.10. SDP on the way
+ * through is handed to the media layer (rtpengine's offer/answer), and the proxy can end a
+ * call itself (BYE both ways) when its media or a browser's connection goes.
  */
 import type { Logger } from 'pino';
 import type { Call } from '../../calls/call.js';
 import type { CallRegistry } from '../../calls/call-registry.js';
+import { SdpError, type MediaService } from '../../media/media-service.js';
+import type { Side } from '../../media/media-session.js';
 import type { Action, BranchContext, RoutingScript, Target } from '../../routing/api.js';
 import { flagNames } from '../../routing/flags.js';
 import type { Registrar } from '../../registrar/registrar.js';
@@ -21,6 +25,7 @@ import type { TransactionLayer, TransactionUser } from '../transaction/transacti
 import type { SipInterface, TransportLayer } from '../transport/transport-layer.js';
 import { isWebSocket, viaTransport, type Destination, type TransportKind } from '../transport/types.js';
 import { uriTransport } from '../uri.js';
+import { buildBye, dialogFrom } from './dialog.js';
 import type { Locality } from './locality.js';
 import { destinationFromToken, flowToken, recordRoutes } from './record-route.js';
 import type { Resolver } from './resolver.js';
@@ -37,6 +42,8 @@ export interface ProxyDeps {
   script: RoutingScript;
   timers: Timers;
   log: Logger;
+  /** the media bridge; null: SDP passes through untouched */
+  media: MediaService | null;
   /** Max-Forwards for requests that come without one */
   maxForwards: number;
 }
@@ -44,11 +51,19 @@ export interface ProxyDeps {
 /** Requests that create dialogs, and so get Record-Route (§16.6 step 4). */
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, MESSAGE, NOTIFY, REFER, SUBSCRIBE, PRACK';
+const IGNORE: ClientTxUser = { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} };
+
+const other = (s: Side): Side => (s === 'caller' ? 'callee' : 'caller');
 
 export class Proxy implements TransactionUser {
   private readonly contexts = new Map<ServerTransaction, ResponseContext>();
 
-  constructor(private readonly d: ProxyDeps) {}
+  constructor(private readonly d: ProxyDeps) {
+    d.media?.on('end', (callId, reason) => {
+      const call = this.d.calls.get(callId);
+      if (call) this.hangup(call, reason);
+    });
+  }
 
   onRequest(req: SipRequest, tx: ServerTransaction | null): void {
     void this.handle(req, tx, null);
@@ -195,7 +210,7 @@ export class Proxy implements TransactionUser {
 
   private async forward(ctx: ScriptContext, tx: ServerTransaction, targets: Target[] | null): Promise<void> {
     const req = ctx.req;
-    if (tx.state !== 'proceeding' && tx.state !== 'trying') return; // cancelled or gone meanwhile
+    if (!isLive(tx)) return; // cancelled or gone meanwhile
     const list = targets ?? [await this.nextHop(ctx)].filter((t): t is Target => t !== null);
     // resolve every destination before the first branch starts, so that a branch failing at
     // once cannot end the response context while others are still being built
@@ -204,19 +219,37 @@ export class Proxy implements TransactionUser {
       const dest = target.dest ?? (await this.resolveTarget(target));
       if (dest) resolved.push({ target, dest });
     }
-    if ((tx as InviteServerTransaction).cancelled || (tx.state !== 'proceeding' && tx.state !== 'trying')) return;
+    if (!isLive(tx)) return;
     if (resolved.length === 0) {
       this.reply(tx, 480, 'Temporarily Unavailable (no reachable destination)');
       this.logOutcome(ctx, 480);
       return;
     }
-    const rc = new ResponseContext(tx, req, ctx.flags);
+    const rc = new ResponseContext(tx, req, ctx);
     this.contexts.set(tx, rc);
+    const dialogCall = req.toTag() !== null ? this.d.calls.find(req.callId(), req.fromTag(), req.toTag()) : undefined;
     if (req.method === 'INVITE' && req.toTag() === null) rc.call = this.startCall(ctx);
-    if (req.method === 'BYE') this.endCallOf(req, 'bye');
+    if (dialogCall?.dialog) {
+      const side = sideOf(dialogCall, req);
+      dialogCall.dialog[side].cseq = Math.max(dialogCall.dialog[side].cseq, req.cseq().seq);
+    }
     resolved.forEach(({ target, dest }, i) => this.addBranch(rc, ctx, target, dest, i));
-    for (const br of rc.branches) this.startBranch(rc, ctx, br);
-    this.maybeFinish(rc, ctx);
+    try {
+      await this.mediaForRequest(rc, ctx, dialogCall);
+    } catch (e) {
+      this.contexts.delete(tx);
+      const status = e instanceof SdpError ? e.status : 500;
+      const why = e instanceof Error ? e.message : String(e);
+      ctx.log.warn({ status, reason: why }, 'media refused the offer');
+      this.reply(tx, status, undefined, [['Warning', `399 gateway "${why.replace(/["\\]/g, "'").slice(0, 120)}"`]]);
+      this.logOutcome(ctx, status);
+      if (rc.call) this.d.calls.end(rc.call, `failed ${status}`);
+      return;
+    }
+    if (req.method === 'BYE' && dialogCall) this.d.calls.end(dialogCall, 'bye');
+    if (!isLive(tx)) return;
+    for (const br of rc.branches) this.startBranch(rc, br);
+    this.maybeFinish(rc);
   }
 
   /** Where a request without lookup targets goes: Route, else Request-URI (§16.5, §16.6 step 6-7). */
@@ -261,7 +294,12 @@ export class Proxy implements TransactionUser {
     const br = new Branch(index, target, out, dest, target.flags);
     rc.branches.push(br);
     const outIface = this.iface(dest.transport);
-    const toWebSocket = isWebSocket(dest.transport) || ['ws', 'wss'].includes(uriTransport(parseNameAddr(`<${target.uri}>`).uri) ?? '');
+    let toWebSocket = isWebSocket(dest.transport);
+    try {
+      toWebSocket ||= ['ws', 'wss'].includes(uriTransport(parseNameAddr(`<${target.uri}>`).uri) ?? '');
+    } catch {
+      // an unreadable target URI: it fails when sent
+    }
     // branch_route: flags and media handling for this leg
     const bctx: BranchContext = {
       index,
@@ -307,69 +345,88 @@ export class Proxy implements TransactionUser {
     }
   }
 
-  private startBranch(rc: ResponseContext, ctx: ScriptContext, br: Branch): void {
+  private startBranch(rc: ResponseContext, br: Branch): void {
     if (!this.iface(br.dest.transport)) {
-      this.branchFinal(rc, ctx, br, makeResponse(br.request, 503, { reason: `No ${br.dest.transport} transport` }));
+      this.branchFinal(rc, br, makeResponse(br.request, 503, { reason: `No ${br.dest.transport} transport` }));
       return;
     }
     const user: ClientTxUser = {
-      onResponse: (res) => this.branchResponse(rc, ctx, br, res),
-      onTimeout: () => this.branchFinal(rc, ctx, br, makeResponse(br.request, 408)),
-      onTransportError: () => this.branchFinal(rc, ctx, br, makeResponse(br.request, 503, { reason: 'Destination Unreachable' })),
+      onResponse: (res) => this.queueResponse(rc, br, res),
+      onTimeout: () => this.queueResponse(rc, br, makeResponse(br.request, 408)),
+      onTransportError: () => this.queueResponse(rc, br, makeResponse(br.request, 503, { reason: 'Destination Unreachable' })),
     };
     if (rc.request.method === 'INVITE') {
       // Timer C (§16.6 step 11): an INVITE may not ring for ever
-      br.timerC = setTimeout(() => this.timerC(rc, ctx, br), this.d.timers.C);
+      br.timerC = setTimeout(() => this.timerC(rc, br), this.d.timers.C);
     }
     br.tx = this.d.transactions.request(br.request, br.dest, user);
   }
 
-  private timerC(rc: ResponseContext, ctx: ScriptContext, br: Branch): void {
+  private timerC(rc: ResponseContext, br: Branch): void {
     if (br.state === 'proceeding') this.cancelBranch(br, 'SIP;cause=408;text="Timer C"');
     else if (br.state === 'pending') {
       br.tx?.terminate();
-      this.branchFinal(rc, ctx, br, makeResponse(br.request, 408));
+      this.branchFinal(rc, br, makeResponse(br.request, 408));
     }
   }
 
   // ---- responses (§16.7) ----
 
-  private branchResponse(rc: ResponseContext, ctx: ScriptContext, br: Branch, res: SipResponse): void {
-    // step 3: remove the topmost Via (ours)
+  /** Responses of a context are handled in order: rewriting their SDP takes a moment. */
+  private queueResponse(rc: ResponseContext, br: Branch, res: SipResponse): void {
+    rc.chain = rc.chain
+      .then(() => this.branchResponse(rc, br, res))
+      .catch((e: unknown) => rc.ctx.log.error({ err: e, status: res.status }, 'response processing failed'));
+  }
+
+  private async branchResponse(rc: ResponseContext, br: Branch, res: SipResponse): Promise<void> {
+    // step 3: remove the topmost Via (ours; responses we made up from the branch have it too)
     res.removeFirst('via');
     const status = res.status;
+    if (status >= 300) return this.branchFinal(rc, br, res);
+    if (status > 100 && rc.media && res.body.length > 0 && isSdp(res.contentType())) {
+      await this.mediaForResponse(rc, br, res);
+    }
     if (status < 200) {
       if (br.state === 'pending') br.state = 'proceeding';
       if (br.cancelWanted !== null) this.sendCancel(br, br.cancelWanted);
       if (rc.request.method === 'INVITE' && !rc.cancelled) {
         // "If the proxy receives a provisional response ... it MUST reset Timer C"
         br.clearTimerC();
-        br.timerC = setTimeout(() => this.timerC(rc, ctx, br), this.d.timers.C);
+        br.timerC = setTimeout(() => this.timerC(rc, br), this.d.timers.C);
       }
       if (status === 100) return; // step 5: 100 Trying is not forwarded
       this.updateCall(rc, br, res);
       if (!rc.finalSent) rc.server.respond(res);
       return;
     }
-    if (status < 300) {
-      br.state = 'done';
-      br.clearTimerC();
-      this.updateCall(rc, br, res);
-      // step 5: 2xx responses to INVITE are forwarded at once, each of them
-      if (!rc.answered) {
-        rc.answered = true;
-        rc.finalSent = true;
-        for (const other of rc.branches) if (other !== br) this.cancelBranch(other, 'SIP;cause=200;text="Call completed elsewhere"');
-        this.logOutcome(ctx, status);
-        this.contexts.delete(rc.server);
+    br.state = 'done';
+    br.clearTimerC();
+    // step 5: 2xx responses to INVITE are forwarded at once, each of them
+    if (!rc.answered) {
+      rc.answered = true;
+      rc.finalSent = true;
+      for (const o of rc.branches) if (o !== br) this.cancelBranch(o, 'SIP;cause=200;text="Call completed elsewhere"');
+      this.logOutcome(rc.ctx, status);
+      this.contexts.delete(rc.server);
+      if (rc.call) {
+        rc.call.dialog = dialogFrom(rc.request, rc.server.dest, res, br.dest, (v) => this.isOurRoute(v));
+        if (rc.call.media) await this.d.media?.select(rc.call.id, br.index);
       }
-      rc.server.respond(res);
-      return;
     }
-    this.branchFinal(rc, ctx, br, res);
+    this.updateCall(rc, br, res);
+    rc.server.respond(res);
   }
 
-  private branchFinal(rc: ResponseContext, ctx: ScriptContext, br: Branch, res: SipResponse): void {
+  private isOurRoute(value: string): boolean {
+    try {
+      return this.d.locality.isMyself(parseNameAddr(value).uri);
+    } catch {
+      return false;
+    }
+  }
+
+  private branchFinal(rc: ResponseContext, br: Branch, res: SipResponse): void {
     if (br.state === 'done') return;
     br.state = 'done';
     br.final = res;
@@ -377,20 +434,22 @@ export class Proxy implements TransactionUser {
     if (rc.call) {
       const leg = rc.call.legs.find((l) => l.index === br.index);
       if (leg) leg.status = res.status;
+      if (rc.call.media) void this.d.media?.dropBranch(rc.call.id, br.index);
     }
     // step 5: a 6xx ends the search; the other branches are cancelled
-    if (res.status >= 600) for (const other of rc.branches) this.cancelBranch(other, `SIP;cause=${res.status}`);
-    this.maybeFinish(rc, ctx);
+    if (res.status >= 600) for (const o of rc.branches) this.cancelBranch(o, `SIP;cause=${res.status}`);
+    this.maybeFinish(rc);
   }
 
-  private maybeFinish(rc: ResponseContext, ctx: ScriptContext): void {
+  private maybeFinish(rc: ResponseContext): void {
     if (rc.finalSent || !rc.complete || rc.branches.length === 0) return;
     rc.finalSent = true;
-    void this.finish(rc, ctx);
+    void this.finish(rc);
   }
 
   /** Every branch failed: failure_route, then the best response upstream (§16.7 steps 6-8). */
-  private async finish(rc: ResponseContext, ctx: ScriptContext): Promise<void> {
+  private async finish(rc: ResponseContext): Promise<void> {
+    const ctx = rc.ctx;
     const finals = rc.branches.map((b) => b.final!).filter(Boolean);
     let best = chooseBest(finals);
     if (!rc.cancelled && this.d.script.failure) {
@@ -405,8 +464,12 @@ export class Proxy implements TransactionUser {
             const dest = t.dest ?? (await this.resolveTarget(t));
             if (dest) this.addBranch(rc, ctx, t, dest, rc.branches.length);
           }
-          for (const br of rc.branches.slice(start)) this.startBranch(rc, ctx, br);
-          if (rc.branches.length > start) return this.maybeFinish(rc, ctx);
+          const fresh = rc.branches.slice(start);
+          if (fresh.length > 0) {
+            await this.mediaForRequest(rc, ctx, undefined, fresh).catch((e: unknown) => ctx.log.warn({ err: e }, 'media refused a serial branch'));
+            for (const br of fresh) this.startBranch(rc, br);
+            return this.maybeFinish(rc);
+          }
           rc.finalSent = true;
         }
       } catch (e) {
@@ -449,15 +512,21 @@ export class Proxy implements TransactionUser {
       if (invite.state === 'proceeding') invite.respond(makeResponse(invite.request, 487));
       return;
     }
+    this.abandon(rc, ctx.req.get('reason') ?? null, 487, 'Request Terminated', 'cancelled');
+  }
+
+  /**
+   * Gives up on a ringing INVITE: cancels its branches and, if none is even ringing (they may
+   * never answer), answers the caller at once.
+   */
+  private abandon(rc: ResponseContext, reason: string | null, status: number, phrase: string, why: string): void {
     rc.cancelled = true;
-    const reason = ctx.req.get('reason');
-    for (const br of rc.branches) this.cancelBranch(br, reason ?? null);
-    // Branches that never answered at all may never do: the caller need not wait for them.
-    if (!rc.finalSent && rc.branches.every((b) => b.state !== 'proceeding')) {
+    for (const br of rc.branches) this.cancelBranch(br, reason);
+    if (!rc.finalSent && (status !== 487 || rc.branches.every((b) => b.state !== 'proceeding'))) {
       rc.finalSent = true;
-      invite.respond(makeResponse(invite.request, 487));
-      this.contexts.delete(invite);
-      if (rc.call) this.d.calls.end(rc.call, 'cancelled');
+      if (isLive(rc.server)) rc.server.respond(makeResponse(rc.request, status, { reason: phrase }));
+      this.contexts.delete(rc.server);
+      if (rc.call) this.d.calls.end(rc.call, why);
     }
   }
 
@@ -475,9 +544,7 @@ export class Proxy implements TransactionUser {
   private sendCancel(br: Branch, reason: string): void {
     br.cancelWanted = null;
     if (br.state === 'done') return;
-    const cancel = buildCancel(br.request, reason || undefined);
-    const ignore = (): void => {};
-    this.d.transactions.request(cancel, br.dest, { onResponse: ignore, onTimeout: ignore, onTransportError: ignore });
+    this.d.transactions.request(buildCancel(br.request, reason || undefined), br.dest, IGNORE);
   }
 
   // ---- ACK for 2xx: end to end, forwarded statelessly (§16.11 for this one request) ----
@@ -491,10 +558,129 @@ export class Proxy implements TransactionUser {
     const out = req.clone();
     const mf = req.get('max-forwards');
     out.set('max-forwards', String(mf === undefined ? this.d.maxForwards : Math.max(0, Number(mf) - 1)));
+    // an ACK carrying the answer to an offer a 2xx made (late offer, RFC 3261 §13.2.1)
+    const call = this.d.calls.find(req.callId(), req.fromTag(), req.toTag());
+    if (call?.media && this.d.media && req.body.length > 0 && isSdp(req.contentType())) {
+      try {
+        out.body = Buffer.from(await this.d.media.answer(call.id, sideOf(call, req), call.answeredLeg ?? 0, req.body.toString('latin1')), 'latin1');
+      } catch (e) {
+        ctx.log.warn({ err: e }, 'media refused the answer in an ACK');
+      }
+    }
     // The branch must be the same for retransmissions of this ACK: derive it from theirs.
     const theirs = req.via().params.get('branch') ?? req.callId();
     out.prepend('via', `SIP/2.0/${viaTransport(iface.transport)} ${iface.host}:${iface.port};branch=z9hG4bKsl${hash36(theirs)};rport`);
     this.d.transactions.send(out.toBuffer(), target.dest);
+  }
+
+  // ---- media (rtpengine offer/answer on the way through) ----
+
+  /** Rewrites the SDP of an outgoing request: each branch's offer, or an in-dialog re-offer. */
+  private async mediaForRequest(rc: ResponseContext, ctx: ScriptContext, dialogCall: Call | undefined, branches = rc.branches): Promise<void> {
+    const media = this.d.media;
+    if (!media) return;
+    const req = ctx.req;
+    const sdp = req.body.length > 0 && isSdp(req.contentType()) ? req.body.toString('latin1') : null;
+    const call = rc.call;
+    if (call) {
+      if (!call.media) {
+        call.media = true;
+        call.onEnd(() => media.delete(call.id));
+      }
+      rc.media = { call, requester: 'caller', requestOffered: sdp !== null };
+      if (sdp === null) return; // late offer: the answer's 2xx offers
+      for (const br of branches) {
+        br.request.body = Buffer.from(await media.offer(call.id, 'caller', br.index, sdp, br.media?.offer ?? null), 'latin1');
+      }
+      return;
+    }
+    if (!dialogCall?.media || (req.method !== 'INVITE' && req.method !== 'UPDATE')) return;
+    const side = sideOf(dialogCall, req);
+    rc.media = { call: dialogCall, requester: side, requestOffered: sdp !== null };
+    if (sdp === null) return;
+    const out = await media.offer(dialogCall.id, side, dialogCall.answeredLeg ?? 0, sdp, this.flagsTowards(dialogCall, other(side)));
+    for (const br of branches) br.request.body = Buffer.from(out, 'latin1');
+  }
+
+  /** Rewrites the SDP of a response: the answer to our offer, or an offer (late offer). */
+  private async mediaForResponse(rc: ResponseContext, br: Branch, res: SipResponse): Promise<void> {
+    const media = this.d.media!;
+    const plan = rc.media!;
+    const call = plan.call;
+    const responder = other(plan.requester);
+    const branch = rc.call ? br.index : (call.answeredLeg ?? 0);
+    const sdp = res.body.toString('latin1');
+    try {
+      if (plan.requestOffered) {
+        res.body = Buffer.from(await media.answer(call.id, responder, branch, sdp), 'latin1');
+      } else {
+        const flags = rc.call ? (br.media?.answer ?? null) : this.flagsTowards(call, plan.requester);
+        res.body = Buffer.from(await media.offer(call.id, responder, branch, sdp, flags), 'latin1');
+      }
+    } catch (e) {
+      // the answer names nothing we can bridge: the call cannot carry audio
+      rc.ctx.log.warn({ err: e, status: res.status }, 'media refused the SDP of a response');
+      if (res.status >= 200) setImmediate(() => this.hangup(call, `media: ${(e as Error).message}`));
+    }
+  }
+
+  /** The flags of the leg a re-offer goes to: the branch's offer flags describe the callee. */
+  private flagsTowards(call: Call, to: Side): string | null {
+    const leg = call.legs.find((l) => l.index === (call.answeredLeg ?? 0));
+    return (to === 'callee' ? leg?.media?.offer : leg?.media?.answer) ?? null;
+  }
+
+  // ---- ending calls from the middle ----
+
+  /**
+   * Ends a call the gateway decided to end (RTP timeout, media failure, a connection gone,
+   * the API): BYE to both sides when answered, else the branches cancelled and the caller
+   * told. Idempotent.
+   */
+  hangup(call: Call, reason: string): void {
+    if (call.state === 'ended') return;
+    this.d.log.info({ callId: call.callId, call: call.id, reason }, 'gateway ends the call');
+    if (call.state === 'answered' && call.dialog) {
+      for (const to of ['callee', 'caller'] as const) {
+        const dest = call.dialog[to].dest;
+        const iface = this.iface(dest.transport);
+        if (!iface || !call.dialog[to].target) continue;
+        const bye = buildBye(call.callId, call.dialog, to, { transport: viaTransport(iface.transport), host: iface.host, port: iface.port }, reason);
+        this.d.transactions.request(bye, dest, IGNORE);
+      }
+      this.d.calls.end(call, reason);
+      return;
+    }
+    const rc = [...this.contexts.values()].find((r) => r.call === call);
+    if (rc) this.abandon(rc, `SIP;text="${reason.slice(0, 80)}"`, 480, `Temporarily Unavailable (${reason.slice(0, 60)})`, reason);
+    this.d.calls.end(call, reason);
+  }
+
+  /**
+   * A WebSocket connection closed: branches waiting on it fail now (nothing can answer over
+   * it), and calls it carried end (BYE to the other side).
+   */
+  flowClosed(flowId: string): void {
+    for (const rc of [...this.contexts.values()]) {
+      if (rc.server.dest.flowId === flowId && rc.call) {
+        this.hangup(rc.call, 'caller connection closed');
+        continue;
+      }
+      for (const br of rc.branches) {
+        if (br.dest.flowId !== flowId || br.state === 'done') continue;
+        br.tx?.terminate();
+        this.queueResponse(rc, br, makeResponse(br.request, 480, { reason: 'Connection Closed' }));
+      }
+    }
+    for (const call of this.d.calls.list()) {
+      const d = call.dialog;
+      if (d && (d.caller.dest.flowId === flowId || d.callee.dest.flowId === flowId)) this.hangup(call, 'WebSocket connection closed');
+    }
+  }
+
+  close(): void {
+    for (const rc of this.contexts.values()) for (const br of rc.branches) br.clearTimerC();
+    this.contexts.clear();
   }
 
   // ---- calls ----
@@ -529,15 +715,19 @@ export class Proxy implements TransactionUser {
     }
     this.d.calls.updated(call);
   }
-
-  private endCallOf(req: SipRequest, reason: string): void {
-    const call = this.d.calls.find(req.callId(), req.fromTag(), req.toTag());
-    if (call) this.d.calls.end(call, reason);
-  }
 }
 
 function isSdp(contentType: string | null): boolean {
   return contentType === 'application/sdp';
+}
+
+function isLive(tx: ServerTransaction): boolean {
+  return !(tx as InviteServerTransaction).cancelled && (tx.state === 'proceeding' || tx.state === 'trying');
+}
+
+/** Which side of the call sent this in-dialog request: its From tag is the caller's or not. */
+function sideOf(call: Call, req: SipRequest): Side {
+  return req.fromTag() === call.fromTag ? 'caller' : 'callee';
 }
 
 /** FNV-1a, base 36: a short stable digest for derived branch ids. */

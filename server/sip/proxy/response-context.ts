@@ -5,6 +5,7 @@
 import type { MediaFlags } from '../../routing/flags.js';
 import type { Target } from '../../routing/api.js';
 import type { Call } from '../../calls/call.js';
+import type { ScriptContext } from './script-context.js';
 import type { SipRequest, SipResponse } from '../message.js';
 import type { ClientTransaction } from '../transaction/client-transaction.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
@@ -35,19 +36,32 @@ export class Branch {
   }
 }
 
+/** What the media layer does with the SDP of this request and its responses. */
+export interface MediaPlan {
+  call: Call;
+  /** the side that sent the request */
+  requester: 'caller' | 'callee';
+  /** the request carried the offer (its responses answer it); false: a response will offer */
+  requestOffered: boolean;
+}
+
 export class ResponseContext {
   readonly branches: Branch[] = [];
   finalSent = false;
   /** a 2xx was forwarded (INVITE: further 2xx are still forwarded, §16.7 step 5) */
   answered = false;
   cancelled = false;
+  /** the call this initial INVITE starts */
   call: Call | null = null;
+  media: MediaPlan | null = null;
+  /** responses are handled one after the other (their SDP is rewritten asynchronously) */
+  chain: Promise<void> = Promise.resolve();
 
   constructor(
     readonly server: ServerTransaction,
     readonly request: SipRequest,
-    /** message flags of the request (SRC_WS...) */
-    readonly flags: number,
+    /** the routing script's view of the request (flags, logger), for the failure route */
+    readonly ctx: ScriptContext,
   ) {}
 
   get complete(): boolean {

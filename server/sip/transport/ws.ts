@@ -3,8 +3,7 @@
  * one path, subprotocol `sip`. Each connection is a flow; requests to a client registered on
  * it must go back over it, and its closing is reported so its registrations go too.
  */
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Receive } from './udp.js';
@@ -34,7 +33,6 @@ export class WsTransport {
 
   constructor(
     private readonly kind: 'ws' | 'wss',
-    private readonly server: HttpServer | HttpsServer,
     private readonly opts: WsOptions,
     private readonly nextFlowId: () => string,
     private readonly receive: Receive,
@@ -48,14 +46,12 @@ export class WsTransport {
       // RFC 7118 §4.1: the client MUST offer "sip"; we answer only that.
       handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
     });
-    server.on('upgrade', this.onUpgrade);
     this.pinger = setInterval(() => this.ping(), opts.pingInterval * 1000);
     this.pinger.unref();
   }
 
-  private onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const path = (req.url ?? '').split('?')[0];
-    if (path !== this.opts.path) return; // another upgrade handler may want it
+  /** An HTTP upgrade on our path (the HTTP server routes paths). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const offered = String(req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((p) => p.trim().toLowerCase());
@@ -64,7 +60,7 @@ export class WsTransport {
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
-  };
+  }
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const remoteAddress = normalizeAddress(req.socket.remoteAddress ?? '');
@@ -115,7 +111,6 @@ export class WsTransport {
 
   close(): void {
     clearInterval(this.pinger);
-    this.server.off('upgrade', this.onUpgrade);
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();
   }

@@ -1,0 +1,114 @@
+/**
+ * The audio codecs the bridge routes, and their two spellings: SDP rtpmap lines and
+ * mediasoup RTP parameters. mediasoup does not transcode, so a call carries one codec that
+ * both legs speak, plus RFC 4733 telephone-event at that codec's clock rate. Pure.
+ */
+import type { RtpCodecCapability, RtpCodecParameters } from 'mediasoup/types';
+
+export interface SdpCodec {
+  pt: number;
+  /** encoding name as written (PCMU, opus, telephone-event...) */
+  name: string;
+  clockRate: number;
+  channels: number | null;
+  fmtp: string | null;
+}
+
+/** What the routers know: each call's codec must be one of these (RFC 3551 names). */
+export const ROUTER_CODECS: RtpCodecCapability[] = [
+  { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, preferredPayloadType: 111 },
+  { kind: 'audio', mimeType: 'audio/G722', clockRate: 8000, preferredPayloadType: 9 },
+  { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, preferredPayloadType: 0 },
+  { kind: 'audio', mimeType: 'audio/PCMA', clockRate: 8000, preferredPayloadType: 8 },
+  { kind: 'audio', mimeType: 'audio/telephone-event', clockRate: 8000, preferredPayloadType: 101 },
+  { kind: 'audio', mimeType: 'audio/telephone-event', clockRate: 48000, preferredPayloadType: 110 },
+];
+
+const STATIC: Record<number, [string, number]> = { 0: ['PCMU', 8000], 8: ['PCMA', 8000], 9: ['G722', 8000] };
+
+/** Static payload types may come without an rtpmap line (RFC 3551 §6). */
+export function staticCodec(pt: number): SdpCodec | null {
+  const s = STATIC[pt];
+  return s ? { pt, name: s[0], clockRate: s[1], channels: null, fmtp: null } : null;
+}
+
+export function isDtmf(c: SdpCodec): boolean {
+  return c.name.toLowerCase() === 'telephone-event';
+}
+
+/** Codecs we can bridge: opus, G722, PCMU, PCMA, and telephone-event at 8 or 48 kHz. */
+export function isRoutable(c: SdpCodec): boolean {
+  const n = c.name.toLowerCase();
+  if (n === 'opus') return c.clockRate === 48000;
+  if (n === 'pcmu' || n === 'pcma' || n === 'g722') return c.clockRate === 8000;
+  if (n === 'telephone-event') return c.clockRate === 8000 || c.clockRate === 48000;
+  return false;
+}
+
+export function sameCodec(a: SdpCodec, b: SdpCodec): boolean {
+  return a.name.toLowerCase() === b.name.toLowerCase() && a.clockRate === b.clockRate;
+}
+
+function mimeType(c: SdpCodec): string {
+  const n = c.name.toLowerCase();
+  const canonical = n === 'opus' ? 'opus' : n === 'telephone-event' ? 'telephone-event' : c.name.toUpperCase();
+  return `audio/${canonical}`;
+}
+
+/** mediasoup codec parameters for a codec as one leg writes it (its payload type). */
+export function toRtpCodec(c: SdpCodec): RtpCodecParameters {
+  const isOpus = c.name.toLowerCase() === 'opus';
+  return {
+    mimeType: mimeType(c),
+    payloadType: c.pt,
+    clockRate: c.clockRate,
+    ...(isOpus ? { channels: 2 } : {}),
+    // telephone-event's "0-16" and opus' useinbandfec stay between the endpoints (in SDP):
+    // the router must not refuse a codec because a leg named different options
+    parameters: {},
+    rtcpFeedback: [],
+  };
+}
+
+export function toCodecCapability(c: SdpCodec): RtpCodecCapability {
+  const isOpus = c.name.toLowerCase() === 'opus';
+  return {
+    kind: 'audio',
+    mimeType: mimeType(c),
+    preferredPayloadType: c.pt,
+    clockRate: c.clockRate,
+    ...(isOpus ? { channels: 2 } : {}),
+    parameters: {},
+    rtcpFeedback: [],
+  };
+}
+
+/** The codec set a call leg uses: its media codec first, then telephone-event if it has one. */
+export interface LegCodecs {
+  media: SdpCodec;
+  dtmf: SdpCodec | null;
+}
+
+/**
+ * After an answer: the answerer's first media codec that the offer had, and telephone-event
+ * at that codec's clock rate on both sides. Each side keeps its own payload types. Null when
+ * nothing is shared (488).
+ */
+export function negotiate(offered: SdpCodec[], answered: SdpCodec[]): { offerer: LegCodecs; answerer: LegCodecs } | null {
+  for (const a of answered) {
+    if (isDtmf(a) || !isRoutable(a)) continue;
+    const o = offered.find((x) => sameCodec(x, a));
+    if (!o) continue;
+    const aDtmf = answered.find((x) => isDtmf(x) && x.clockRate === a.clockRate) ?? null;
+    const oDtmf = aDtmf ? (offered.find((x) => isDtmf(x) && x.clockRate === a.clockRate) ?? null) : null;
+    return {
+      offerer: { media: o, dtmf: oDtmf && aDtmf ? oDtmf : null },
+      answerer: { media: a, dtmf: oDtmf && aDtmf ? aDtmf : null },
+    };
+  }
+  return null;
+}
+
+export function codecList(c: LegCodecs): SdpCodec[] {
+  return c.dtmf ? [c.media, c.dtmf] : [c.media];
+}

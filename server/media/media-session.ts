@@ -1,0 +1,235 @@
+/**
+ * The media of one call: rtpengine's offer/answer on a mediasoup router. The caller's leg
+ * and one leg per forked branch; an offer from one side produces the SDP for the other,
+ * the answer fixes the codec both speak and wires producers to consumers. Operations run
+ * one at a time per call (a 183 and its 200 may race in).
+ */
+import { EventEmitter } from 'node:events';
+import type { Router } from 'mediasoup/types';
+import { isDtmf, negotiate, type SdpCodec } from './codecs.js';
+import type { Leg, LegStats } from './leg.js';
+import { PlainLeg } from './plain-leg.js';
+import type { PortAllocator } from './port-allocator.js';
+import { parseRemote, routableCodecs, SdpError, writeLocal, type LegKind, type LocalMedia, type RemoteMedia } from './sdp.js';
+import { WebRtcLeg } from './webrtc-leg.js';
+
+export type Side = 'caller' | 'callee';
+
+export interface SessionOptions {
+  listenIp: string;
+  announcedAddress: string;
+  latchTimeout: number;
+}
+
+interface Offer {
+  side: Side;
+  branch: number;
+  codecs: SdpCodec[];
+  remote: RemoteMedia;
+}
+
+export interface SessionEvents {
+  failed: [string];
+}
+
+export class MediaSession extends EventEmitter<SessionEvents> {
+  caller: Leg | null = null;
+  readonly callees = new Map<number, Leg>();
+  /** the branch whose callee is connected to the caller (early media, then the answer) */
+  connected: number | null = null;
+  answered = false;
+  private pending: Offer | null = null;
+  /** last answer per leg, re-sent as is when the same SDP comes again (183 then 200) */
+  private readonly answers = new Map<string, { sessionId: string; version: number; sdp: string; offer: Offer }>();
+  private readonly versions = new Map<Leg, number>();
+  private readonly sessionIds = new Map<Leg, string>();
+  private readonly ports: number[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  readonly createdAt = Date.now();
+
+  constructor(readonly router: Router, private readonly allocator: PortAllocator, private readonly opts: SessionOptions) {
+    super();
+  }
+
+  /** Runs operations of this call one after the other. */
+  private run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  private legOf(side: Side, branch: number): Leg | null {
+    return side === 'caller' ? this.caller : (this.callees.get(branch) ?? null);
+  }
+
+  private async createLeg(side: Side, branch: number, kind: LegKind): Promise<Leg> {
+    const port = this.allocator.allocate();
+    if (port === null) throw new SdpError('no RTP port left', 503);
+    this.ports.push(port);
+    const name = side === 'caller' ? 'caller' : `callee${branch}`;
+    const base = { listenIp: this.opts.listenIp, announcedAddress: this.opts.announcedAddress, port };
+    const leg = kind === 'webrtc'
+      ? await WebRtcLeg.create(name, this.router, base)
+      : await PlainLeg.create(name, this.router, { ...base, latchTimeout: this.opts.latchTimeout });
+    if (this.closed) {
+      leg.close();
+      throw new SdpError('call ended', 487);
+    }
+    leg.on('producer', () => void this.run(() => this.wire()));
+    leg.on('ready', () => void this.run(() => this.wire()));
+    leg.on('failed', (why) => this.emit('failed', `${name}: ${why}`));
+    if (side === 'caller') this.caller = leg;
+    else this.callees.set(branch, leg);
+    return leg;
+  }
+
+  /**
+   * An SDP offer from `side` (on `branch` for the callee side); returns the SDP to send to
+   * the other side, whose leg is of `toKind` (null: the same kind as the offerer).
+   */
+  offer(side: Side, branch: number, sdp: string, toKind: LegKind | null): Promise<string> {
+    return this.run(async () => {
+      const remote = parseRemote(sdp);
+      const codecs = routableCodecs(remote.codecs);
+      if (!codecs.some((c) => !isDtmf(c))) throw new SdpError(`no codec we can carry (offered: ${remote.codecs.map((c) => c.name).join(', ') || 'none'})`);
+      const from = this.legOf(side, branch) ?? (await this.createLeg(side, branch, remote.kind));
+      await from.setRemote(remote);
+      const otherSide: Side = side === 'caller' ? 'callee' : 'caller';
+      const target = side === 'caller' ? branch : (this.connected ?? branch);
+      const to = this.legOf(otherSide, target) ?? (await this.createLeg(otherSide, target, toKind ?? remote.kind));
+      this.pending = { side, branch, codecs, remote };
+      if (to.kind === 'webrtc' && to.midExtId === null) to.midExtId = remote.midExtId ?? 4;
+      return this.describe(to, codecs, remote.direction, true, remote);
+    });
+  }
+
+  /**
+   * The answer from `side`; returns the SDP for the offerer. The same answer again (a 200
+   * repeating its 183's SDP) gives the same result without touching anything.
+   */
+  answer(side: Side, branch: number, sdp: string): Promise<string> {
+    return this.run(async () => {
+      const remote = parseRemote(sdp);
+      const key = `${side}:${branch}`;
+      const last = this.answers.get(key);
+      if (last && last.sessionId === remote.origin.sessionId && last.version === remote.origin.version) return last.sdp;
+      const offer = this.pending ?? last?.offer;
+      if (!offer || offer.side === side) throw new SdpError('an answer without an offer', 500);
+      const leg = this.legOf(side, branch);
+      const offerer = this.legOf(offer.side, offer.side === 'caller' ? 0 : offer.branch);
+      if (!leg || !offerer) throw new SdpError('an answer for a leg that is gone', 500);
+      const neg = negotiate(offer.codecs, remote.codecs);
+      if (!neg) throw new SdpError(`no common codec (offered ${offer.codecs.map((c) => c.name).join(', ')}; answered ${remote.codecs.map((c) => c.name).join(', ')})`);
+      await leg.setRemote(remote);
+      const changed = (l: Leg, c: typeof neg.offerer): boolean => !l.codecs || l.codecs.media.pt !== c.media.pt || l.codecs.media.name !== c.media.name || l.codecs.dtmf?.pt !== c.dtmf?.pt;
+      const offererChanged = changed(offerer, neg.offerer);
+      const answererChanged = changed(leg, neg.answerer);
+      offerer.codecs = neg.offerer;
+      leg.codecs = neg.answerer;
+      if (side === 'callee') this.connected = branch;
+      else if (offer.side === 'callee') this.connected = offer.branch;
+      if (offererChanged || !offerer.producer) await offerer.produce();
+      if (answererChanged || !leg.producer) await leg.produce();
+      await this.wire();
+      const out = this.describe(offerer, [neg.offerer.media, ...(neg.offerer.dtmf ? [neg.offerer.dtmf] : [])], remote.direction, false, offer.remote);
+      this.answers.set(key, { sessionId: remote.origin.sessionId, version: remote.origin.version, sdp: out, offer });
+      if (this.pending === offer) this.pending = null;
+      return out;
+    });
+  }
+
+  /** A branch answered 2xx: the others are done (their legs closed). */
+  select(branch: number): Promise<void> {
+    return this.run(async () => {
+      this.answered = true;
+      this.connected = branch;
+      for (const [b, leg] of this.callees) {
+        if (b === branch) continue;
+        leg.close();
+        this.callees.delete(b);
+      }
+      await this.wire();
+    });
+  }
+
+  /** A branch failed: its leg goes (other branches may still answer). */
+  drop(branch: number): Promise<void> {
+    return this.run(async () => {
+      const leg = this.callees.get(branch);
+      if (!leg) return;
+      leg.close();
+      this.callees.delete(branch);
+      if (this.connected === branch) this.connected = null;
+    });
+  }
+
+  /**
+   * Producers to consumers: the caller hears the connected callee; every callee with a
+   * codec hears the caller. Idempotent: called after anything changes.
+   */
+  private async wire(): Promise<void> {
+    if (this.closed || !this.caller) return;
+    const caller = this.caller;
+    const callee = this.connected !== null ? this.callees.get(this.connected) : undefined;
+    if (callee?.producer && !callee.producer.closed) await caller.consume(callee.producer);
+    for (const leg of this.callees.values()) {
+      if (caller.producer && !caller.producer.closed) await leg.consume(caller.producer);
+    }
+  }
+
+  private describe(leg: Leg, codecs: SdpCodec[], direction: RemoteMedia['direction'], offering: boolean, shape: RemoteMedia): string {
+    const t = leg.local();
+    let version = this.versions.get(leg) ?? 0;
+    this.versions.set(leg, ++version);
+    let sessionId = this.sessionIds.get(leg);
+    if (!sessionId) {
+      sessionId = String(Math.floor(Math.random() * 2 ** 40));
+      this.sessionIds.set(leg, sessionId);
+    }
+    const ssrc = leg.consumerSsrc;
+    const local: LocalMedia = {
+      ...t,
+      codecs,
+      direction,
+      setup: leg.setupFor(offering),
+      mid: leg.kind === 'webrtc' ? leg.mid : null,
+      midExtId: leg.kind === 'webrtc' ? leg.midExtId : null,
+      ssrc: ssrc !== null ? { ssrc, cname: 'gateway' } : null,
+      sessionId,
+      version,
+      // keep the m-line layout of the SDP we answer; offers carry audio alone
+      audioIndex: offering ? 0 : shape.mediaIndex,
+      others: offering ? [] : shape.mlines.map((m, index) => ({ index, ...m })).filter((m) => m.index !== shape.mediaIndex),
+    };
+    return writeLocal(local);
+  }
+
+  async stats(): Promise<{ caller: LegStats | null; callees: Record<number, LegStats> }> {
+    const callees: Record<number, LegStats> = {};
+    for (const [b, leg] of this.callees) callees[b] = await leg.stats();
+    return { caller: this.caller ? await this.caller.stats() : null, callees };
+  }
+
+  /** Every leg of the call, for the periodic checks (SSRC changes, timeouts). */
+  legs(): Leg[] {
+    return [...(this.caller ? [this.caller] : []), ...this.callees.values()];
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.caller?.close();
+    for (const leg of this.callees.values()) leg.close();
+    this.callees.clear();
+    this.caller = null;
+    this.router.close();
+    for (const p of this.ports) this.allocator.release(p);
+    this.ports.length = 0;
+    this.removeAllListeners();
+  }
+}
