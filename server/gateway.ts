@@ -115,6 +115,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     const app = createApp({
       registrar,
       calls,
+      media,
       webRoot,
       apiToken: config.http.apiToken,
       log: log.child({ component: 'http' }),

@@ -4,10 +4,13 @@ import type { Logger } from 'pino';
 import type { CallRegistry } from '../calls/call-registry.js';
 import type { Binding } from '../registrar/binding.js';
 import type { Registrar } from '../registrar/registrar.js';
+import type { MediaService } from '../media/media-service.js';
+import type { Call } from '../calls/call.js';
 
 export interface AppDeps {
   registrar: Registrar;
   calls: CallRegistry;
+  media: MediaService | null;
   webRoot: string;
   apiToken: string | null;
   log: Logger;
@@ -55,8 +58,17 @@ export function createApp(d: AppDeps): express.Express {
     const list = await d.registrar.store.list();
     res.json({ registrations: list.map((b) => bindingJson(b)) });
   });
-  api.get('/calls', (_req, res) => {
-    res.json({ calls: d.calls.list() });
+  const callJson = async (call: Call): Promise<object> => {
+    const media = d.media?.has(call.id) ? await d.media.stats(call.id).catch(() => null) : null;
+    return { ...call.toJSON(), media };
+  };
+  api.get('/calls', async (_req, res) => {
+    res.json({ calls: await Promise.all(d.calls.list().map(callJson)) });
+  });
+  api.get('/calls/:id', async (req, res) => {
+    const call = d.calls.get(req.params.id);
+    if (!call) return void res.status(404).json({ error: 'not_found', message: `no call ${req.params.id}` });
+    res.json(await callJson(call));
   });
   app.use('/api', api);
 

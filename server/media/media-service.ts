@@ -127,6 +127,10 @@ export class MediaService extends EventEmitter<MediaEvents> {
     return this.sessions.size;
   }
 
+  get portsInUse(): number {
+    return this.ports.inUse;
+  }
+
   async stats(key: string): Promise<{ caller: LegStats | null; callees: Record<number, LegStats> } | null> {
     const s = this.sessions.get(key);
     return s ? s.stats() : null;
