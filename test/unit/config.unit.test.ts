@@ -82,7 +82,7 @@ describe('buildConfig', () => {
   });
 
   it('an unknown top-level section is named', () => {
-    assert.match(configError(() => buildConfig({ media: {} })), /media: unknown key/);
+    assert.match(configError(() => buildConfig({ medai: {} })), /medai: unknown key/);
   });
 
   it('a wrong type names the key and what was given', () => {
