@@ -12,6 +12,7 @@ import { MediaSession, type Side } from './media-session.js';
 import { PlainLeg } from './plain-leg.js';
 import { PortAllocator } from './port-allocator.js';
 import { SdpError } from './sdp.js';
+import type { TapPort } from './tap-port.js';
 import { WorkerPool } from './worker-pool.js';
 
 export interface MediaOptions {
@@ -105,6 +106,24 @@ export class MediaService extends EventEmitter<MediaEvents> {
 
   async dropBranch(key: string, branch: number): Promise<void> {
     await this.sessions.get(key)?.drop(branch);
+  }
+
+  /** A port for an audio tap on a live call. */
+  async openTap(key: string): Promise<TapPort> {
+    const s = this.sessions.get(key);
+    if (!s) throw new Error('no media session for this call');
+    return s.openTap();
+  }
+
+  /** The gateway answers the caller itself (wsbridge); returns our SDP answer. */
+  async answerAsEndpoint(key: string, sdp: string, prefer: string[]): Promise<string> {
+    const s = await this.session(key);
+    try {
+      return await s.answerAsEndpoint(sdp, prefer);
+    } catch (e) {
+      this.delete(key);
+      throw e;
+    }
   }
 
   /** rtpengine_delete: every mediasoup object of the call is freed. Idempotent. */

@@ -5,12 +5,13 @@
  * one at a time per call (a 183 and its 200 may race in).
  */
 import { EventEmitter } from 'node:events';
-import type { Router } from 'mediasoup/types';
-import { isDtmf, negotiate, type SdpCodec } from './codecs.js';
+import type { Producer, Router } from 'mediasoup/types';
+import { isDtmf, isRoutable, negotiate, type LegCodecs, type SdpCodec } from './codecs.js';
 import type { Leg, LegStats } from './leg.js';
 import { PlainLeg } from './plain-leg.js';
 import type { PortAllocator } from './port-allocator.js';
-import { parseRemote, routableCodecs, SdpError, writeLocal, type LegKind, type LocalMedia, type RemoteMedia } from './sdp.js';
+import { answerDirection, parseRemote, routableCodecs, SdpError, writeLocal, type LegKind, type LocalMedia, type RemoteMedia } from './sdp.js';
+import { TapPort } from './tap-port.js';
 import { WebRtcLeg } from './webrtc-leg.js';
 
 export type Side = 'caller' | 'callee';
@@ -45,6 +46,9 @@ export class MediaSession extends EventEmitter<SessionEvents> {
   private readonly sessionIds = new Map<Leg, string>();
   private readonly ports: number[] = [];
   private queue: Promise<unknown> = Promise.resolve();
+  /** what a party hears instead of the other party (a tap playing into the call) */
+  private readonly overrides = new Map<Side, Producer>();
+  private readonly taps = new Set<TapPort>();
   private closed = false;
   readonly createdAt = Date.now();
 
@@ -172,10 +176,62 @@ export class MediaSession extends EventEmitter<SessionEvents> {
     if (this.closed || !this.caller) return;
     const caller = this.caller;
     const callee = this.connected !== null ? this.callees.get(this.connected) : undefined;
-    if (callee?.producer && !callee.producer.closed) await caller.consume(callee.producer);
+    const toCaller = this.overrides.get('caller') ?? callee?.producer;
+    if (toCaller && !toCaller.closed) await caller.consume(toCaller);
+    const toCallee = this.overrides.get('callee') ?? caller.producer;
     for (const leg of this.callees.values()) {
-      if (caller.producer && !caller.producer.closed) await leg.consume(caller.producer);
+      if (toCallee && !toCallee.closed) await leg.consume(toCallee);
     }
+    for (const tap of this.taps) {
+      await tap.listen('caller').catch(() => false);
+      await tap.listen('callee').catch(() => false);
+    }
+  }
+
+  private connectedCallee(): Leg | null {
+    return this.connected !== null ? (this.callees.get(this.connected) ?? null) : null;
+  }
+
+  /** A port for an audio tap: what each party sends, and a way to speak to each. */
+  openTap(): Promise<TapPort> {
+    return this.run(async () => {
+      if (this.closed) throw new Error('the call has ended');
+      const leg = (side: Side): Leg | null => (side === 'caller' ? this.caller : this.connectedCallee());
+      const port = await TapPort.open(this.router, {
+        codecs: (side) => leg(side)?.codecs ?? null,
+        producer: (side) => leg(side)?.producer ?? null,
+        override: (side, producer) => this.run(async () => {
+          if (producer) this.overrides.set(side, producer);
+          else this.overrides.delete(side);
+          await this.wire();
+        }),
+      });
+      this.taps.add(port);
+      port.on('close', () => this.taps.delete(port));
+      await port.listen('caller').catch(() => false);
+      await port.listen('callee').catch(() => false);
+      return port;
+    });
+  }
+
+  /**
+   * The gateway is the far end (wsbridge): answer the caller's offer ourselves, with the
+   * first codec of theirs in `prefer`, and telephone-event at its clock rate.
+   */
+  answerAsEndpoint(sdp: string, prefer: string[]): Promise<string> {
+    return this.run(async () => {
+      const remote = parseRemote(sdp);
+      const media = remote.codecs.find((c) => isRoutable(c) && !isDtmf(c) && prefer.includes(c.name.toLowerCase()));
+      if (!media) throw new SdpError(`no codec we can play (offered: ${remote.codecs.map((c) => c.name).join(', ')})`);
+      const dtmf = remote.codecs.find((c) => isDtmf(c) && c.clockRate === media.clockRate) ?? null;
+      const leg = this.caller ?? (await this.createLeg('caller', 0, remote.kind));
+      await leg.setRemote(remote);
+      leg.codecs = { media, dtmf } satisfies LegCodecs;
+      await leg.produce();
+      this.answered = true;
+      await this.wire();
+      return this.describe(leg, [media, ...(dtmf ? [dtmf] : [])], answerDirection(remote.direction), false, remote);
+    });
   }
 
   private describe(leg: Leg, codecs: SdpCodec[], direction: RemoteMedia['direction'], offering: boolean, shape: RemoteMedia): string {
@@ -223,6 +279,7 @@ export class MediaSession extends EventEmitter<SessionEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const tap of [...this.taps]) tap.close();
     this.caller?.close();
     for (const leg of this.callees.values()) leg.close();
     this.callees.clear();
