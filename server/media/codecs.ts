@@ -14,14 +14,22 @@ export interface SdpCodec {
   fmtp: string | null;
 }
 
+/**
+ * mediasoup forwards only "media" codecs: its consumers drop every packet of a feature codec,
+ * telephone-event among them (Consumer.cpp fills its supported payload types from
+ * IsMediaCodec() only). So RFC 4733 events travel under the name of a media codec no call of
+ * ours uses: the router believes them iLBC/8000, both legs keep their own telephone-event
+ * payload types, and the packets pass untouched.
+ */
+const DTMF_CARRIER = 'audio/iLBC';
+
 /** What the routers know: each call's codec must be one of these (RFC 3551 names). */
 export const ROUTER_CODECS: RtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, preferredPayloadType: 111 },
   { kind: 'audio', mimeType: 'audio/G722', clockRate: 8000, preferredPayloadType: 9 },
   { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, preferredPayloadType: 0 },
   { kind: 'audio', mimeType: 'audio/PCMA', clockRate: 8000, preferredPayloadType: 8 },
-  { kind: 'audio', mimeType: 'audio/telephone-event', clockRate: 8000, preferredPayloadType: 101 },
-  { kind: 'audio', mimeType: 'audio/telephone-event', clockRate: 48000, preferredPayloadType: 110 },
+  { kind: 'audio', mimeType: DTMF_CARRIER, clockRate: 8000, preferredPayloadType: 101 },
 ];
 
 const STATIC: Record<number, [string, number]> = { 0: ['PCMU', 8000], 8: ['PCMA', 8000], 9: ['G722', 8000] };
@@ -36,12 +44,16 @@ export function isDtmf(c: SdpCodec): boolean {
   return c.name.toLowerCase() === 'telephone-event';
 }
 
-/** Codecs we can bridge: opus, G722, PCMU, PCMA, and telephone-event at 8 or 48 kHz. */
+/**
+ * Codecs we can bridge: opus, G722, PCMU, PCMA, and telephone-event at 8 kHz (RFC 4733 lets
+ * its clock differ from the audio's; browsers send 8 kHz events with opus when that is all
+ * that was negotiated, and every phone speaks it).
+ */
 export function isRoutable(c: SdpCodec): boolean {
   const n = c.name.toLowerCase();
   if (n === 'opus') return c.clockRate === 48000;
   if (n === 'pcmu' || n === 'pcma' || n === 'g722') return c.clockRate === 8000;
-  if (n === 'telephone-event') return c.clockRate === 8000 || c.clockRate === 48000;
+  if (n === 'telephone-event') return c.clockRate === 8000;
   return false;
 }
 
@@ -51,8 +63,8 @@ export function sameCodec(a: SdpCodec, b: SdpCodec): boolean {
 
 function mimeType(c: SdpCodec): string {
   const n = c.name.toLowerCase();
-  const canonical = n === 'opus' ? 'opus' : n === 'telephone-event' ? 'telephone-event' : c.name.toUpperCase();
-  return `audio/${canonical}`;
+  if (n === 'telephone-event') return DTMF_CARRIER;
+  return `audio/${n === 'opus' ? 'opus' : c.name.toUpperCase()}`;
 }
 
 /** mediasoup codec parameters for a codec as one leg writes it (its payload type). */
@@ -91,16 +103,16 @@ export interface LegCodecs {
 
 /**
  * After an answer: the answerer's first media codec that the offer had, and telephone-event
- * at that codec's clock rate on both sides. Each side keeps its own payload types. Null when
- * nothing is shared (488).
+ * (8 kHz) when both have it. Each side keeps its own payload types. Null when nothing is
+ * shared (488).
  */
 export function negotiate(offered: SdpCodec[], answered: SdpCodec[]): { offerer: LegCodecs; answerer: LegCodecs } | null {
   for (const a of answered) {
     if (isDtmf(a) || !isRoutable(a)) continue;
     const o = offered.find((x) => sameCodec(x, a));
     if (!o) continue;
-    const aDtmf = answered.find((x) => isDtmf(x) && x.clockRate === a.clockRate) ?? null;
-    const oDtmf = aDtmf ? (offered.find((x) => isDtmf(x) && x.clockRate === a.clockRate) ?? null) : null;
+    const aDtmf = answered.find((x) => isDtmf(x) && isRoutable(x)) ?? null;
+    const oDtmf = aDtmf ? (offered.find((x) => isDtmf(x) && isRoutable(x)) ?? null) : null;
     return {
       offerer: { media: o, dtmf: oDtmf && aDtmf ? oDtmf : null },
       answerer: { media: a, dtmf: oDtmf && aDtmf ? aDtmf : null },

@@ -68,14 +68,23 @@ export class MediaSession extends EventEmitter<SessionEvents> {
   }
 
   private async createLeg(side: Side, branch: number, kind: LegKind): Promise<Leg> {
-    const port = this.allocator.allocate();
-    if (port === null) throw new SdpError('no RTP port left', 503);
-    this.ports.push(port);
     const name = side === 'caller' ? 'caller' : `callee${branch}`;
-    const base = { listenIp: this.opts.listenIp, announcedAddress: this.opts.announcedAddress, port };
-    const leg = kind === 'webrtc'
-      ? await WebRtcLeg.create(name, this.router, base)
-      : await PlainLeg.create(name, this.router, { ...base, latchTimeout: this.opts.latchTimeout });
+    let leg: Leg | null = null;
+    // a port of our range may be held by someone else (another process): take the next one
+    for (let attempt = 0; leg === null; attempt++) {
+      const port = this.allocator.allocate();
+      if (port === null) throw new SdpError('no RTP port left', 503);
+      this.ports.push(port);
+      const base = { listenIp: this.opts.listenIp, announcedAddress: this.opts.announcedAddress, port };
+      try {
+        leg = kind === 'webrtc'
+          ? await WebRtcLeg.create(name, this.router, base)
+          : await PlainLeg.create(name, this.router, { ...base, latchTimeout: this.opts.latchTimeout });
+      } catch (e) {
+        const busy = (e as NodeJS.ErrnoException).code === 'EADDRINUSE' || /address already in use|EADDRINUSE/i.test(String((e as Error).message));
+        if (!busy || attempt >= 20) throw e;
+      }
+    }
     if (this.closed) {
       leg.close();
       throw new SdpError('call ended', 487);
@@ -216,14 +225,14 @@ export class MediaSession extends EventEmitter<SessionEvents> {
 
   /**
    * The gateway is the far end (wsbridge): answer the caller's offer ourselves, with the
-   * first codec of theirs in `prefer`, and telephone-event at its clock rate.
+   * first codec of theirs in `prefer`, and telephone-event (8 kHz) when offered.
    */
   answerAsEndpoint(sdp: string, prefer: string[]): Promise<string> {
     return this.run(async () => {
       const remote = parseRemote(sdp);
       const media = remote.codecs.find((c) => isRoutable(c) && !isDtmf(c) && prefer.includes(c.name.toLowerCase()));
       if (!media) throw new SdpError(`no codec we can play (offered: ${remote.codecs.map((c) => c.name).join(', ')})`);
-      const dtmf = remote.codecs.find((c) => isDtmf(c) && c.clockRate === media.clockRate) ?? null;
+      const dtmf = remote.codecs.find((c) => isDtmf(c) && isRoutable(c)) ?? null;
       const leg = this.caller ?? (await this.createLeg('caller', 0, remote.kind));
       await leg.setRemote(remote);
       leg.codecs = { media, dtmf } satisfies LegCodecs;

@@ -81,11 +81,25 @@ export class PlainLeg extends Leg {
     return null;
   }
 
-  /** Holds the RTP port with a socket of ours until the first RTP packet says who sends. */
-  private sniff(): Promise<void> {
+  /**
+   * Holds the RTP port with a socket of ours until the first RTP packet says who sends. After
+   * a PlainTransport closed, the worker releases the port a moment later: binding is retried.
+   */
+  private async sniff(): Promise<void> {
     this.learnStarted = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.bindSniffer();
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 200 || this.closed) throw e;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  }
+
+  private bindSniffer(): Promise<void> {
     const sock = dgram.createSocket({ type: 'udp4', reuseAddr: false });
-    this.sniffer = sock;
     sock.on('message', (msg, rinfo) => {
       // RTP version 2, and not RTCP (payload types 200-204 when muxed, RFC 5761 §4)
       if (msg.length < 12 || msg[0]! >> 6 !== 2 || (msg[1]! >= 200 && msg[1]! <= 204)) return;
@@ -93,11 +107,15 @@ export class PlainLeg extends Leg {
       this.learnt = { ssrc: msg.readUInt32BE(8), address: rinfo.address, port: rinfo.port, at: Date.now() };
       void this.takeOver();
     });
-    sock.on('error', () => {});
     return new Promise((resolve, reject) => {
-      sock.once('error', reject);
+      sock.once('error', (e) => {
+        sock.close();
+        reject(e);
+      });
       sock.bind(this.opts.port, this.opts.listenIp, () => {
-        sock.off('error', reject);
+        sock.removeAllListeners('error');
+        sock.on('error', () => {});
+        this.sniffer = sock;
         resolve();
       });
     });

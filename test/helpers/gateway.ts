@@ -33,6 +33,7 @@ export function testConfig(over: DeepPartial<Config> = {}): Config {
     sip: { advertise: '127.0.0.1', udp: { address: '127.0.0.1', port: 0 } },
     http: { address: '127.0.0.1', port: 0 },
     registrar: { store: { type: 'memory' } },
+    media: { listenAddress: '127.0.0.1', workers: 1 },
     users: TEST_USERS,
     log: { level: process.env.TEST_LOG ?? 'silent', pretty: false },
   };
