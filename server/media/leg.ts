@@ -67,6 +67,8 @@ export abstract class Leg extends EventEmitter<LegEvents> {
   /** Creates (or re-creates) the producer for what the party sends, with these codecs. */
   abstract produce(): Promise<void>;
   abstract stats(): Promise<LegStats>;
+  /** The periodic check: one stats request; a phone leg re-learns a changed SSRC here. */
+  abstract poll(): Promise<{ bytesReceived: number }>;
   /** DTLS role we write in the SDP we send (webrtc legs) */
   abstract setupFor(offering: boolean): 'actpass' | 'active' | 'passive' | null;
 

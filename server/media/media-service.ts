@@ -9,7 +9,6 @@ import type { Logger } from 'pino';
 import { parseFlags } from './flags.js';
 import type { LegStats } from './leg.js';
 import { MediaSession, type Side } from './media-session.js';
-import { PlainLeg } from './plain-leg.js';
 import { PortAllocator } from './port-allocator.js';
 import { SdpError } from './sdp.js';
 import type { TapPort } from './tap-port.js';
@@ -172,14 +171,13 @@ export class MediaService extends EventEmitter<MediaEvents> {
         if (s.isClosed) continue;
         for (const leg of s.legs()) {
           try {
-            if (leg instanceof PlainLeg) await leg.check();
+            const { bytesReceived } = await leg.poll();
             if (!s.answered || this.opts.timeout <= 0 || !leg.remote) continue;
             // a party that is not meant to send (on hold: recvonly/inactive) cannot time out
             const sending = leg.remote.direction === 'sendrecv' || leg.remote.direction === 'sendonly';
-            const st = await leg.stats();
             const seen = this.silence.get(leg);
-            if (!seen || st.bytesReceived !== seen.bytes || !sending) {
-              this.silence.set(leg, { bytes: st.bytesReceived, since: now });
+            if (!seen || bytesReceived !== seen.bytes || !sending) {
+              this.silence.set(leg, { bytes: bytesReceived, since: now });
             } else if (now - seen.since > this.opts.timeout * 1000) {
               this.fail(key, `no RTP from ${leg.name} for ${this.opts.timeout} s`);
               break;

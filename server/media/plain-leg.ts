@@ -39,7 +39,7 @@ export class PlainLeg extends Leg {
   private fallback: NodeJS.Timeout | null = null;
   /** counters at the last check, to see unclaimed RTP */
   private lastBytes = 0;
-  private lastProduced = 0;
+  private lastClaimed = 0;
   private relearning = false;
   /** times the SSRC was learnt again, and how long the last take-over took (ms) */
   relearnCount = 0;
@@ -170,7 +170,7 @@ export class PlainLeg extends Leg {
       await plain.connect({ ip: address, port, ...(rtcpPort !== undefined ? { rtcpPort } : {}) });
     }
     this.lastBytes = 0;
-    this.lastProduced = 0;
+    this.lastClaimed = 0;
     if (this.learnt) this.lastLearnMs = Date.now() - this.learnStarted;
     this.emit('ready');
     await this.produce();
@@ -229,21 +229,22 @@ export class PlainLeg extends Leg {
   }
 
   /**
-   * Called about once a second: RTP the transport received that its producer did not claim
-   * means a new SSRC (or a first one, after the fallback): learn it.
+   * Called every check interval (one stats request to the worker): RTP the transport received
+   * that no producer claimed means a new SSRC (or a first one, after the fallback): learn it.
+   * bytesReceived counts every packet (RTCP too), rtpBytesReceived only the claimed RTP.
    */
-  async check(): Promise<void> {
+  async poll(): Promise<{ bytesReceived: number }> {
     const plain = this.plain;
-    if (!plain || this.relearning || this.closed) return;
+    if (!plain || this.relearning || this.closed) return { bytesReceived: this.lastBytes };
     const [t] = await plain.getStats();
-    const produced = this.producer ? (await this.producer.getStats()).reduce((n, s) => n + s.byteCount, 0) : 0;
-    // bytesReceived counts every packet (RTCP too); a producer counts only what it claimed
     const all = t?.bytesReceived ?? 0;
-    const newBytes = all - this.lastBytes;
-    const newProduced = produced - this.lastProduced;
+    const claimed = t?.rtpBytesReceived ?? 0;
+    const unclaimed = all - this.lastBytes - (claimed - this.lastClaimed);
     this.lastBytes = all;
-    this.lastProduced = produced;
-    if (newBytes > 1500 && newProduced === 0) await this.relearn();
+    this.lastClaimed = claimed;
+    // a few hundred bytes of RTCP may arrive in an interval; RTP of a new SSRC is far more
+    if (unclaimed > 600 && unclaimed > (all - claimed) / 100) await this.relearn();
+    return { bytesReceived: all };
   }
 
   async stats(): Promise<LegStats> {

@@ -106,6 +106,11 @@ export class WebRtcLeg extends Leg {
     this.emit('producer');
   }
 
+  async poll(): Promise<{ bytesReceived: number }> {
+    const [t] = await this.webrtc.getStats();
+    return { bytesReceived: t?.bytesReceived ?? 0 };
+  }
+
   async stats(): Promise<LegStats> {
     const [t] = await this.webrtc.getStats();
     const p = this.producer ? await this.producer.getStats() : [];

@@ -1,0 +1,36 @@
+/**
+ * How long a phone's audio is lost when it changes SSRC mid-call (the bridge learns the new
+ * one): alice changes SSRC several times; we watch bob's received packet count every 5 ms and
+ * print each gap (ms without packets) and the leg's own take-over time.
+ */
+import { startTestGateway } from '../test/helpers/gateway.js';
+import { RtpPhone } from '../test/helpers/rtp-phone.js';
+
+const gw = await startTestGateway({ media: { minPort: 47000, maxPort: 47999 } });
+const gateway = `127.0.0.1:${gw.ports.udp}`;
+const alice = await RtpPhone.start({ user: 'alice', password: 'pw-alice', gateway, tone: 440 });
+const bob = await RtpPhone.start({ user: 'bob', password: 'pw-bob', gateway, tone: 880, autoAnswer: { ringMs: 0 } });
+await alice.register();
+await bob.register();
+const call = alice.call('bob');
+await call.answered;
+const incoming = await bob.nextIncoming();
+await new Promise((r) => setTimeout(r, 1500));
+const gaps: number[] = [];
+for (let round = 0; round < Number(process.env.ROUNDS ?? 10); round++) {
+  const t0 = Date.now();
+  call.changeSsrc();
+  await new Promise((r) => setTimeout(r, 2500));
+  const arrivals = incoming.receivedPackets.filter((p) => p.at >= t0 - 100).map((p) => p.at);
+  let maxGap = 0;
+  for (let i = 1; i < arrivals.length; i++) maxGap = Math.max(maxGap, arrivals[i]! - arrivals[i - 1]!);
+  gaps.push(maxGap);
+}
+const session = [...((gw.media as unknown as { sessions: Map<string, { caller: { relearnCount?: number; lastLearnMs?: number } }> }).sessions.values())][0];
+console.log(`relearned ${session?.caller.relearnCount} times, last take-over ${session?.caller.lastLearnMs} ms; bob saw ${incoming.receivedSsrcs.size} SSRCs`);
+gaps.sort((a, b) => a - b);
+console.log(`SSRC change -> audio again: gaps (ms) ${gaps.join(' ')}; median ${gaps[gaps.length >> 1]} ms; checkInterval ${gw.config.media.checkInterval} ms`);
+await call.hangup();
+await alice.close();
+await bob.close();
+await gw.close();
