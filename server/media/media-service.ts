@@ -49,9 +49,11 @@ export class MediaService extends EventEmitter<MediaEvents> {
     super();
     this.pool = new WorkerPool({ count: opts.workers, logLevel: opts.workerLogLevel }, log);
     this.ports = new PortAllocator(opts.minPort, opts.maxPort);
-    this.pool.onWorkerDied = (routers) => {
+    // mediasoup closes a dead worker's routers before it reports the death: the calls whose
+    // router is closed are the ones that were on it
+    this.pool.onWorkerDied = () => {
       for (const [key, s] of this.sessions) {
-        if (routers.includes(s.router)) this.fail(key, 'media worker died');
+        if (s.router.closed) this.fail(key, 'media worker died');
       }
     };
   }

@@ -16,8 +16,8 @@ export interface WorkerPoolOptions {
 export class WorkerPool {
   private readonly workers: Worker[] = [];
   private closed = false;
-  /** called with the routers a dead worker took with it */
-  onWorkerDied: (routers: Router[], worker: Worker) => void = () => {};
+  /** called when a worker died (its routers are closed by then) */
+  onWorkerDied: (worker: Worker) => void = () => {};
   private readonly routers = new Map<Worker, Set<Router>>();
 
   constructor(private readonly opts: WorkerPoolOptions, private readonly log: Logger) {}
@@ -30,13 +30,12 @@ export class WorkerPool {
     const worker = await mediasoup.createWorker({ logLevel: this.opts.logLevel });
     this.routers.set(worker, new Set());
     worker.on('died', (err) => {
-      const lost = [...(this.routers.get(worker) ?? [])];
       this.routers.delete(worker);
       const idx = this.workers.indexOf(worker);
       if (idx >= 0) this.workers.splice(idx, 1);
       if (this.closed) return;
-      this.log.error({ pid: worker.pid, err, calls: lost.length }, 'mediasoup worker died; replacing it');
-      this.onWorkerDied(lost, worker);
+      this.log.error({ pid: worker.pid, err }, 'mediasoup worker died; replacing it');
+      this.onWorkerDied(worker);
       void this.spawn()
         .then((w) => {
           if (this.closed) w.close();

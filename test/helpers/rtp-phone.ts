@@ -557,6 +557,8 @@ export class RtpMedia {
   private event: { job: DigitJob; packets: DigitPacket[]; index: number; timestamp: number } | null = null;
   private gapFrames = 0;
   private stopped = false;
+  /** a phone whose media died (tests of RTP timeouts): nothing goes out, RTCP neither */
+  silent = false;
 
   constructor(
     private readonly sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | null },
@@ -674,6 +676,7 @@ export class RtpMedia {
       pkt = this.packetizer.next(this.encode!(pcm), { marker: this.markNext });
       this.markNext = false;
     }
+    if (this.silent) return;
     this.sentPackets++;
     this.sentOctets += pkt.length - 12;
     this.send(this.sockets.rtp, pkt, plan.remote.port, plan.remote.address);
@@ -681,7 +684,7 @@ export class RtpMedia {
 
   private sendRtcp(): void {
     const plan = this.plan;
-    if (!plan || !plan.send || plan.remote === null || this.sentPackets === 0) return;
+    if (!plan || !plan.send || plan.remote === null || this.sentPackets === 0 || this.silent) return;
     const socket = plan.rtcpMux ? this.sockets.rtp : this.sockets.rtcp;
     if (socket === null) return;
     this.send(socket, senderReport(this.packetizer.ssrc, this.packetizer.timestamp, this.sentPackets, this.sentOctets, this.cname), plan.remote.rtcpPort, plan.remote.address);
@@ -1513,6 +1516,11 @@ export class PhoneCall {
   }
 
   /** From the next packet on: a new random SSRC, sequence and timestamp base. Returns the SSRC. */
+  /** Stops sending any RTP or RTCP, as a phone whose media died (the call stays up in SIP). */
+  stopSending(): void {
+    this.media.silent = true;
+  }
+
   changeSsrc(): number {
     return this.media.changeSsrc();
   }
