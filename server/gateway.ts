@@ -20,6 +20,7 @@ import { MemoryLocationStore, type LocationStore } from './registrar/location-st
 import { Registrar } from './registrar/registrar.js';
 import type { RoutingScript } from './routing/api.js';
 import { script as defaultScript } from './routing/script.js';
+import { LocalEndpoint } from './sip/proxy/local-endpoint.js';
 import { Locality } from './sip/proxy/locality.js';
 import { Proxy } from './sip/proxy/proxy.js';
 import { Resolver } from './sip/proxy/resolver.js';
@@ -44,6 +45,7 @@ export interface Gateway {
   readonly stack: SipStack;
   readonly media: MediaService | null;
   readonly proxy: Proxy;
+  readonly local: LocalEndpoint;
   /** the ports actually bound (0 in the config picks free ones) */
   readonly ports: { udp: number | null; http: number; https: number | null };
   readonly advertise: string;
@@ -152,6 +154,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     }
 
     const locality = new Locality(config.sip.domains, transports.interfaces);
+    const local = new LocalEndpoint({ transactions, transports, calls, media, log: log.child({ component: 'local' }) });
+    closers.push(() => local.close());
     const proxy = new Proxy({
       transactions,
       transports,
@@ -163,6 +167,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       timers,
       log: log.child({ component: 'proxy' }),
       media,
+      local,
       maxForwards: config.sip.maxForwards,
     });
     transactions.tu = proxy;
@@ -185,6 +190,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       stack,
       media,
       proxy,
+      local,
       ports: { udp: udpPort, http: httpPort, https: httpsPort },
       advertise,
       close,

@@ -14,6 +14,8 @@ export type Action =
   | { kind: 'relay'; targets: Target[] | null }
   /** registrar: authenticate and save the contacts (with the branch flags set) */
   | { kind: 'save' }
+  /** the gateway answers the call itself into an application (wsbridge) */
+  | { kind: 'local'; app: string; params: Record<string, string> }
   | { kind: 'drop' };
 
 /** One place a request can be forked to. */
@@ -57,6 +59,8 @@ export interface RequestContext {
   relay(targets?: Target[]): Action;
   save(): Action;
   drop(): Action;
+  /** Answer the call in the gateway, into an application: 'wsbridge' (params: uri, headers, contentType). */
+  answerLocally(app: string, params: Record<string, string>): Action;
 }
 
 export interface BranchContext {

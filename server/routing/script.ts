@@ -6,6 +6,15 @@
 import type { RoutingScript } from './api.js';
 import { DST_WS, mediaFlagsFor, SRC_WS } from './flags.js';
 
+/** The P-wsbridge-* headers are URL-encoded; a bad escape is taken as written. */
+function decode(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+}
+
 export const script: RoutingScript = {
   // route { ... }
   async request(sip) {
@@ -40,6 +49,18 @@ export const script: RoutingScript = {
     const user = req.requestUri().user;
     if (user === null) {
       return req.method === 'OPTIONS' ? sip.reply(200) : sip.reply(404, 'Not Found');
+    }
+
+    // wsbridge (Nexmo): the gateway answers and bridges the caller to a WebSocket server named
+    // by the P-wsbridge-* headers (a script may set them itself instead)
+    if (user === 'wsbridge' && req.method === 'INVITE') {
+      const uri = req.get('p-wsbridge-websocket-uri');
+      if (!uri) return sip.reply(400, 'Missing P-wsbridge-websocket-uri');
+      return sip.answerLocally('wsbridge', {
+        uri: decode(uri),
+        headers: decode(req.get('p-wsbridge-websocket-headers') ?? '{}'),
+        contentType: req.get('p-wsbridge-websocket-content-type') ?? 'audio/l16;rate=16000',
+      });
     }
 
     // lookup("location"): 404 for users we do not have, 480 for users not registered now

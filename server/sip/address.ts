@@ -3,7 +3,7 @@
  * Refer-To (RFC 3261 §20.10, §25.1).
  */
 import { SipParseError } from './errors.js';
-import { formatParams, isTokenChar, isWs, parseParams, quote, scanQuoted, skipWs, unquote, type Params } from './grammar.js';
+import { formatParams, isJsSpace, isTokenChar, isWs, parseParams, quote, scanQuoted, skipWs, unquote, type Params } from './grammar.js';
 import { formatUri, parseUri, type SipUri } from './uri.js';
 
 export interface NameAddr {
@@ -15,12 +15,18 @@ export interface NameAddr {
   params: Params;
 }
 
-function isDisplayTokens(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
+/** isDisplayTokens: only token characters and SP/HTAB in `value` from `from` to `to`. */
+function isDisplayTokens(value: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = value.charCodeAt(i);
     if (!isTokenChar(c) && !isWs(c)) return false;
   }
   return true;
+}
+
+/** A character that /[,?\s]/ matches: not allowed in a URI outside angle brackets. */
+function isCommaQuestionOrSpace(c: number): boolean {
+  return c === 44 || c === 63 || isJsSpace(c);
 }
 
 export function parseNameAddr(value: string): NameAddr {
@@ -34,8 +40,8 @@ export function parseNameAddr(value: string): NameAddr {
     if (value.charCodeAt(i) !== 60) throw new SipParseError('display name without <URI>');
   }
   const lt = value.charCodeAt(i) === 60 ? i : value.indexOf('<', i);
-  if (lt >= 0 && (display !== null || isDisplayTokens(value.slice(i, lt)))) {
-    if (display === null) {
+  if (lt >= 0 && (display !== null || isDisplayTokens(value, i, lt))) {
+    if (display === null && lt > i) {
       const d = value.slice(i, lt).trim().replace(/\s+/g, ' ');
       display = d.length > 0 ? d : null;
     }
@@ -48,14 +54,20 @@ export function parseNameAddr(value: string): NameAddr {
     // (RFC 3261 §20: such URIs MUST be enclosed in angle brackets).
     let end = value.indexOf(';', i);
     if (end < 0) end = value.length;
-    uriText = value.slice(i, end).trimEnd();
-    if (/[,?\s]/.test(uriText)) throw new SipParseError('URI with , ? or spaces must be in <>');
+    let uriEnd = end;
+    while (uriEnd > i && isJsSpace(value.charCodeAt(uriEnd - 1))) uriEnd--;
+    for (let k = i; k < uriEnd; k++) {
+      if (isCommaQuestionOrSpace(value.charCodeAt(k))) throw new SipParseError('URI with , ? or spaces must be in <>');
+    }
+    uriText = value.slice(i, uriEnd);
     i = end;
   }
   const uri = parseUri(uriText);
   const params: Params = new Map();
-  i = parseParams(value, i, params, false);
-  if (i < value.length) throw new SipParseError('trailing characters after address');
+  if (i < value.length) {
+    i = parseParams(value, i, params, false);
+    if (i < value.length) throw new SipParseError('trailing characters after address');
+  }
   return { display, uri, uriText, params };
 }
 

@@ -32,6 +32,45 @@ export function isWord(s: string): boolean {
   return true;
 }
 
+/**
+ * The characters String.prototype.trim() removes and RegExp `\s` matches (ECMAScript
+ * WhiteSpace and LineTerminator). The index-based scanners use it where the slicing code they
+ * replaced called trim(), so that both accept and reject exactly the same input.
+ */
+export function isJsSpace(c: number): boolean {
+  if (c <= 32) return c === 32 || (c >= 9 && c <= 13);
+  if (c < 0xa0) return false;
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 ||
+    c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
+
+/** `s.slice(from, to).trim()`, without the intermediate string. */
+export function trimmedSlice(s: string, from: number, to: number): string {
+  while (from < to && isJsSpace(s.charCodeAt(from))) from++;
+  while (to > from && isJsSpace(s.charCodeAt(to - 1))) to--;
+  return s.slice(from, to);
+}
+
+/** isToken(s.slice(from, to)) */
+export function isTokenRange(s: string, from: number, to: number): boolean {
+  if (from >= to) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] !== 1) return false;
+  }
+  return true;
+}
+
+/** isWord(s.slice(from, to)) */
+export function isWordRange(s: string, from: number, to: number): boolean {
+  if (from >= to) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || WORD[c] !== 1) return false;
+  }
+  return true;
+}
+
 export function isWs(code: number): boolean {
   return code === 32 || code === 9;
 }

@@ -18,6 +18,8 @@ const DISPLAY: Record<string, string> = {
 
 /** The lower-case full name a header is stored under. */
 export function headerKey(name: string): string {
+  const known = KNOWN.get(name);
+  if (known !== undefined) return known.key;
   const lower = name.toLowerCase();
   return lower.length === 1 ? (COMPACT[lower] ?? lower) : lower;
 }
@@ -40,3 +42,36 @@ export const SINGLE_VALUED = new Set([
 
 /** Headers whose comma-separated values we split into one entry each (RFC 3261 §7.3.1). */
 export const LIST_VALUED = new Set(['via', 'route', 'record-route', 'contact']);
+
+export interface HeaderName {
+  /** headerKey(name) */
+  readonly key: string;
+  readonly name: string;
+}
+
+/**
+ * The spellings nearly every message uses, looked up as written: the parser then stores the
+ * same (interned) key and name strings for every message, with no lower-casing, and the
+ * `h.key === 'via'` comparisons of every header lookup are pointer comparisons.
+ */
+const KNOWN = new Map<string, HeaderName>();
+for (const key of [
+  'via', 'from', 'to', 'call-id', 'cseq', 'contact', 'max-forwards', 'expires', 'content-length',
+  'content-type', 'user-agent', 'authorization', 'www-authenticate', 'proxy-authorization',
+  'proxy-authenticate', 'route', 'record-route', 'allow', 'supported', 'require', 'server',
+  'accept', 'date', 'timestamp', 'event', 'subject', 'reason', 'min-expires', 'session-expires',
+  'allow-events', 'organization', 'p-asserted-identity', 'privacy', 'refer-to', 'referred-by',
+]) {
+  const display = displayName(key);
+  KNOWN.set(display, { key, name: display });
+  KNOWN.set(key, { key, name: key });
+}
+for (const [compact, key] of Object.entries(COMPACT)) KNOWN.set(compact, { key, name: compact });
+
+/**
+ * The key and name of a header name read from the wire: the shared strings when it is spelled
+ * one of the usual ways, else `name` itself and its key.
+ */
+export function headerName(name: string): HeaderName {
+  return KNOWN.get(name) ?? { key: headerKey(name), name };
+}

@@ -34,11 +34,12 @@ const PARAM = charSet(MARK + '[]/:&+$%');
 const HEADERS = charSet(MARK + '[]/?:+$%=&');
 const HOST = charSet('-.');
 
-function allIn(s: string, set: Uint8Array): boolean {
-  for (let i = 0; i < s.length; i++) {
+/** allIn(s.slice(from, to), set): a %-escape must be complete inside the range. */
+function allInRange(s: string, from: number, to: number, set: Uint8Array): boolean {
+  for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (c >= 128 || set[c] !== 1) return false;
-    if (c === 37 && !(isHex(s.charCodeAt(i + 1)) && isHex(s.charCodeAt(i + 2)))) return false;
+    if (c === 37 && !(i + 2 < to && isHex(s.charCodeAt(i + 1)) && isHex(s.charCodeAt(i + 2)))) return false;
   }
   return true;
 }
@@ -76,12 +77,19 @@ export function isValidHost(h: string): boolean {
   return h.charCodeAt(n - 1) !== 45;
 }
 
+/**
+ * Every From, To, Contact and Request-URI of every message goes through here, so it works
+ * on indices into `s` and slices only the parts it keeps; what it accepts and rejects is
+ * that of splitting at '@', '?', ';' and ':' in turn (the comments name each step).
+ */
 export function parseUri(s: string): SipUri {
   const colon = s.indexOf(':');
   if (colon <= 0) throw new SipParseError(`URI without scheme: ${s.slice(0, 40)}`);
-  let scheme = s.slice(0, colon);
-  if (scheme !== 'sip' && scheme !== 'sips') {
-    scheme = scheme.toLowerCase();
+  let scheme: string;
+  if (colon === 3 && s.startsWith('sip')) scheme = 'sip';
+  else if (colon === 4 && s.startsWith('sips')) scheme = 'sips';
+  else {
+    scheme = s.slice(0, colon).toLowerCase();
     if (!/^[a-z][a-z0-9+.-]*$/.test(scheme)) throw new SipParseError('bad URI scheme');
   }
   if (scheme !== 'sip' && scheme !== 'sips') {
@@ -89,53 +97,74 @@ export function parseUri(s: string): SipUri {
     if (opaque.length === 0 || /[\s<>"]/.test(opaque)) throw new SipParseError('bad URI');
     return { scheme, user: null, password: null, host: '', port: null, params: new Map(), headers: null, opaque };
   }
-  let rest = s.slice(colon + 1);
+  const n = s.length;
   let user: string | null = null;
   let password: string | null = null;
   // The userinfo ends at the last '@': no later part of a SIP URI may contain a bare '@'.
-  const at = rest.lastIndexOf('@');
-  if (at >= 0) {
-    const userinfo = rest.slice(0, at);
-    rest = rest.slice(at + 1);
-    const pc = userinfo.indexOf(':');
-    user = pc >= 0 ? userinfo.slice(0, pc) : userinfo;
+  let rest = colon + 1;
+  const at = s.lastIndexOf('@');
+  if (at > colon) {
+    let pc = s.indexOf(':', rest);
+    if (pc >= at) pc = -1;
+    const userEnd = pc >= 0 ? pc : at;
     if (pc >= 0) {
-      password = userinfo.slice(pc + 1);
-      if (!allIn(password, PASSWORD)) throw new SipParseError('bad password in URI');
+      if (!allInRange(s, pc + 1, at, PASSWORD)) throw new SipParseError('bad password in URI');
+      password = s.slice(pc + 1, at);
     }
-    if (user.length === 0 || !allIn(user, USER)) throw new SipParseError('bad user in URI');
+    if (userEnd === rest || !allInRange(s, rest, userEnd, USER)) throw new SipParseError('bad user in URI');
+    user = s.slice(rest, userEnd);
+    rest = at + 1;
   }
+  // headers: from the first '?' after the userinfo
   let headers: string | null = null;
-  const q = rest.indexOf('?');
-  if (q >= 0) {
-    headers = rest.slice(q + 1);
-    rest = rest.slice(0, q);
-    if (!allIn(headers, HEADERS)) throw new SipParseError('bad headers in URI');
-  }
+  let end = s.indexOf('?', rest);
+  if (end >= 0) {
+    if (!allInRange(s, end + 1, n, HEADERS)) throw new SipParseError('bad headers in URI');
+    headers = s.slice(end + 1);
+  } else end = n;
+  // parameters: from the first ';' before the headers, each `name[=value]`
   const params: Params = new Map();
-  const semi = rest.indexOf(';');
-  const hostport = semi >= 0 ? rest.slice(0, semi) : rest;
+  let semi = s.indexOf(';', rest);
+  if (semi >= end) semi = -1;
+  const hostEnd = semi >= 0 ? semi : end;
   if (semi >= 0) {
-    for (const p of rest.slice(semi + 1).split(';')) {
-      const eq = p.indexOf('=');
-      const name = eq >= 0 ? p.slice(0, eq) : p;
-      const value = eq >= 0 ? p.slice(eq + 1) : null;
-      if (name.length === 0 || !allIn(name, PARAM) || (value !== null && (value.length === 0 || !allIn(value, PARAM)))) {
+    let p = semi + 1;
+    for (;;) {
+      let pe = s.indexOf(';', p);
+      if (pe < 0 || pe > end) pe = end;
+      let eq = s.indexOf('=', p);
+      if (eq >= pe) eq = -1;
+      const nameEnd = eq >= 0 ? eq : pe;
+      if (nameEnd === p || !allInRange(s, p, nameEnd, PARAM) || (eq >= 0 && (eq + 1 === pe || !allInRange(s, eq + 1, pe, PARAM)))) {
         throw new SipParseError('bad URI parameter');
       }
-      params.set(name.toLowerCase(), value);
+      params.set(s.slice(p, nameEnd).toLowerCase(), eq >= 0 ? s.slice(eq + 1, pe) : null);
+      if (pe === end) break;
+      p = pe + 1;
     }
   }
-  let host = hostport;
+  // hostport: a port after the last ':' unless that colon is inside an IPv6 reference
+  let host: string;
   let port: number | null = null;
-  const close = hostport.lastIndexOf(']');
-  const pcolon = hostport.lastIndexOf(':');
+  let pcolon = s.lastIndexOf(':', hostEnd - 1);
+  if (pcolon < rest) pcolon = -1;
+  let close = s.lastIndexOf(']', hostEnd - 1);
+  if (close < rest) close = -1;
   if (pcolon > close) {
-    host = hostport.slice(0, pcolon);
-    const ps = hostport.slice(pcolon + 1);
-    if (!/^[0-9]{1,5}$/.test(ps) || Number(ps) > 65535) throw new SipParseError('bad port in URI');
-    port = Number(ps);
-  }
+    host = s.slice(rest, pcolon);
+    const digits = hostEnd - pcolon - 1;
+    let value = 0;
+    for (let i = pcolon + 1; i < hostEnd; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) {
+        value = -1;
+        break;
+      }
+      value = value * 10 + (c - 48);
+    }
+    if (digits < 1 || digits > 5 || value < 0 || value > 65535) throw new SipParseError('bad port in URI');
+    port = value;
+  } else host = s.slice(rest, hostEnd);
   if (!isValidHost(host)) throw new SipParseError(`bad host in URI: ${host.slice(0, 40)}`);
   return { scheme, user, password, host: host.toLowerCase(), port, params, headers };
 }

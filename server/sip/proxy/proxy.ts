@@ -26,6 +26,7 @@ import type { SipInterface, TransportLayer } from '../transport/transport-layer.
 import { isWebSocket, viaTransport, type Destination, type TransportKind } from '../transport/types.js';
 import { uriTransport } from '../uri.js';
 import { buildBye, dialogFrom } from './dialog.js';
+import type { LocalEndpoint } from './local-endpoint.js';
 import type { Locality } from './locality.js';
 import { destinationFromToken, flowToken, recordRoutes } from './record-route.js';
 import type { Resolver } from './resolver.js';
@@ -44,6 +45,8 @@ export interface ProxyDeps {
   log: Logger;
   /** the media bridge; null: SDP passes through untouched */
   media: MediaService | null;
+  /** calls the gateway answers itself (wsbridge) */
+  local: LocalEndpoint;
   /** Max-Forwards for requests that come without one */
   maxForwards: number;
 }
@@ -106,6 +109,8 @@ export class Proxy implements TransactionUser {
     const proxyRequire = req.getAll('proxy-require');
     if (proxyRequire.length > 0) return this.reply(tx, 420, undefined, [['Unsupported', proxyRequire.join(', ')]]);
     const route = this.preprocessRoutes(req);
+    // in a dialog the gateway itself answered: the local endpoint is the UAS
+    if (req.toTag() !== null && this.d.local.owns(req)) return this.d.local.inDialog(req, tx);
     // The gateway anchors media: an INVITE must offer SDP it can read (RFC 4475 invut)
     if (req.method === 'INVITE' && req.body.length > 0 && !isSdp(req.contentType())) {
       return this.reply(tx, 415, undefined, [['Accept', 'application/sdp']]);
@@ -188,6 +193,12 @@ export class Proxy implements TransactionUser {
         const res = await this.d.registrar.register(req, ctx.branchFlags);
         tx.respond(res);
         this.logOutcome(ctx, res.status, { aor: req.to().uri.user });
+        return;
+      }
+      case 'local': {
+        if (!tx || req.method !== 'INVITE') return this.reply(tx, 405);
+        const status = await this.d.local.answer(req, tx, action.app, action.params, flagNames(ctx.flags));
+        this.logOutcome(ctx, status, { app: action.app });
         return;
       }
       case 'relay':
@@ -639,6 +650,7 @@ export class Proxy implements TransactionUser {
    */
   hangup(call: Call, reason: string): void {
     if (call.state === 'ended') return;
+    if (this.d.local.hangupCall(call, reason)) return;
     this.d.log.info({ callId: call.callId, call: call.id, reason }, 'gateway ends the call');
     if (call.state === 'answered' && call.dialog) {
       for (const to of ['callee', 'caller'] as const) {

@@ -103,4 +103,8 @@ export class ScriptContext implements RequestContext {
   drop(): Action {
     return { kind: 'drop' };
   }
+
+  answerLocally(app: string, params: Record<string, string>): Action {
+    return { kind: 'local', app, params };
+  }
 }

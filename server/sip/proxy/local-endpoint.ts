@@ -1,0 +1,224 @@
+/**
+ * Calls the gateway answers itself (wsbridge: the caller talks to a WebSocket server). A
+ * small UAS (RFC 3261 §12.1.1, §15): it answers the INVITE with the media layer's SDP once
+ * the application behind it is ready, keeps the dialog, answers in-dialog requests, and
+ * sends the BYE when the application ends first.
+ */
+import type { Logger } from 'pino';
+import type { Call } from '../../calls/call.js';
+import type { CallRegistry } from '../../calls/call-registry.js';
+import type { MediaService } from '../../media/media-service.js';
+import { SdpError } from '../../media/sdp.js';
+import { parseNameAddr } from '../address.js';
+import { newBranch, newTag } from '../ids.js';
+import { SipRequest, type Header } from '../message.js';
+import { makeResponse } from '../reply.js';
+import type { ServerTransaction } from '../transaction/server-transaction.js';
+import type { TransactionLayer } from '../transaction/transaction-layer.js';
+import type { TransportLayer } from '../transport/transport-layer.js';
+import { viaTransport, type Destination } from '../transport/types.js';
+
+/** An application a call can be answered into. */
+export interface LocalApp {
+  /** codecs it can speak, preferred first (lower-case SDP names) */
+  codecs: string[];
+  /** Starts it for an answered call; resolves once it is ready (e.g. its WebSocket is open). */
+  start(call: Call, params: Record<string, string>): Promise<LocalAppSession>;
+}
+
+export interface LocalAppSession {
+  /** resolves with a reason when the application side ends the call */
+  ended: Promise<string>;
+  stop(reason: string): void;
+}
+
+interface LocalDialog {
+  call: Call;
+  callId: string;
+  localTag: string;
+  /** the caller's From (its identity), and our To with our tag */
+  remoteIdentity: string;
+  localIdentity: string;
+  remoteTarget: string;
+  route: string[];
+  dest: Destination;
+  localCSeq: number;
+  answer: string;
+  session: LocalAppSession | null;
+}
+
+export class LocalEndpoint {
+  private readonly dialogs = new Map<string, LocalDialog>();
+  private readonly apps = new Map<string, LocalApp>();
+
+  constructor(
+    private readonly d: {
+      transactions: TransactionLayer;
+      transports: TransportLayer;
+      calls: CallRegistry;
+      media: MediaService | null;
+      log: Logger;
+    },
+  ) {}
+
+  register(name: string, app: LocalApp): void {
+    this.apps.set(name, app);
+  }
+
+  has(app: string): boolean {
+    return this.apps.has(app);
+  }
+
+  private key(callId: string, tag: string | null): string {
+    return `${callId}\n${tag ?? ''}`;
+  }
+
+  /** An in-dialog request for a call we answered ourselves (its To tag is ours). */
+  owns(req: SipRequest): boolean {
+    return this.dialogs.has(this.key(req.callId(), req.toTag()));
+  }
+
+  /** Answers an initial INVITE into `appName`. */
+  async answer(req: SipRequest, tx: ServerTransaction, appName: string, params: Record<string, string>, callerFlags: string[]): Promise<number> {
+    const app = this.apps.get(appName);
+    const media = this.d.media;
+    if (!app || !media) return this.fail(tx, 404, `No ${appName} here`);
+    if (req.body.length === 0) return this.fail(tx, 488, 'An offer is required');
+    const s = req.source!;
+    const from = req.from();
+    const call = this.d.calls.create(req.callId(), req.fromTag() ?? '', { uri: from.uriText, display: from.display, transport: s.transport, address: s.address, port: s.port }, req.to().uriText, callerFlags);
+    call.media = true;
+    call.onEnd(() => media.delete(call.id));
+    let sdp: string;
+    let session: LocalAppSession;
+    try {
+      sdp = await media.answerAsEndpoint(call.id, req.body.toString('latin1'), app.codecs);
+    } catch (e) {
+      this.d.calls.end(call, 'no common codec');
+      return this.fail(tx, e instanceof SdpError ? e.status : 500, (e as Error).message);
+    }
+    try {
+      session = await app.start(call, params);
+    } catch (e) {
+      this.d.calls.end(call, `${appName} failed: ${(e as Error).message}`);
+      return this.fail(tx, 503, `${appName} unavailable: ${(e as Error).message}`.slice(0, 100));
+    }
+    if (tx.state !== 'proceeding') {
+      session.stop('caller gone');
+      this.d.calls.end(call, 'cancelled');
+      return 487;
+    }
+    const localTag = newTag();
+    const iface = this.d.transports.interfaceFor(s.transport) ?? this.d.transports.interfaces[0]!;
+    const contact = `<sip:${appName}@${iface.host}:${iface.port}${iface.transport === 'udp' ? '' : `;transport=${iface.transport}`}>`;
+    const ok = makeResponse(req, 200, {
+      toTag: localTag,
+      headers: [['Contact', contact], ['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE']],
+      body: Buffer.from(sdp, 'latin1'),
+      contentType: 'application/sdp',
+    });
+    let remoteTarget = '';
+    try {
+      remoteTarget = parseNameAddr(req.get('contact') ?? '').uriText;
+    } catch {
+      // no usable Contact: BYE cannot be sent, the call ends when the caller hangs up
+    }
+    const dialog: LocalDialog = {
+      call,
+      callId: req.callId(),
+      localTag,
+      remoteIdentity: req.get('from') ?? '',
+      localIdentity: ok.get('to') ?? '',
+      remoteTarget,
+      // §12.1.1: the UAS's route set is the Record-Route list of the request, in order
+      route: req.getAll('record-route'),
+      dest: { transport: s.transport, address: s.address, port: s.port, flowId: s.flowId },
+      localCSeq: 0,
+      answer: sdp,
+      session,
+    };
+    this.dialogs.set(this.key(dialog.callId, localTag), dialog);
+    call.state = 'answered';
+    call.answeredAt = Date.now();
+    call.toTag = localTag;
+    call.onEnd(() => {
+      this.dialogs.delete(this.key(dialog.callId, localTag));
+      dialog.session?.stop(call.endReason ?? 'call ended');
+    });
+    this.d.calls.updated(call);
+    tx.respond(ok);
+    void session.ended.then((why) => this.hangup(dialog, why));
+    return 200;
+  }
+
+  private fail(tx: ServerTransaction, status: number, reason: string): number {
+    tx.respond(makeResponse(tx.request, status, { headers: [['Warning', `399 gateway "${reason.replace(/["\\]/g, "'").slice(0, 120)}"`]] }));
+    return status;
+  }
+
+  /** Requests inside a dialog we are the UAS of. */
+  inDialog(req: SipRequest, tx: ServerTransaction | null): void {
+    const dialog = this.dialogs.get(this.key(req.callId(), req.toTag()));
+    if (!dialog) return;
+    if (req.method === 'ACK' || !tx) return; // the ACK for our 2xx ends the INVITE exchange
+    switch (req.method) {
+      case 'BYE':
+        tx.respond(makeResponse(req, 200, { toTag: null }));
+        dialog.session?.stop('caller hung up');
+        dialog.session = null;
+        this.d.calls.end(dialog.call, 'bye');
+        return;
+      case 'INVITE':
+      case 'UPDATE':
+        // a re-offer (hold, refresh): we keep sending what we send; answer as before
+        tx.respond(makeResponse(req, 200, { toTag: null, body: Buffer.from(dialog.answer, 'latin1'), contentType: 'application/sdp' }));
+        return;
+      case 'INFO':
+      case 'OPTIONS':
+      case 'NOTIFY':
+        tx.respond(makeResponse(req, 200, { toTag: null }));
+        return;
+      default:
+        tx.respond(makeResponse(req, 501, { toTag: null }));
+    }
+  }
+
+  /** The application ended first: BYE to the caller (§15.1.1). */
+  hangup(dialog: LocalDialog, reason: string): void {
+    if (dialog.call.state === 'ended') return;
+    dialog.session = null;
+    const iface = this.d.transports.interfaceFor(dialog.dest.transport);
+    if (iface && dialog.remoteTarget) {
+      const h = (name: string, value: string): Header => ({ key: name.toLowerCase(), name, value });
+      const bye = new SipRequest('BYE', dialog.remoteTarget, [
+        h('Via', `SIP/2.0/${viaTransport(iface.transport)} ${iface.host}:${iface.port};branch=${newBranch()};rport`),
+        ...dialog.route.map((r) => h('Route', r)),
+        h('Max-Forwards', '70'),
+        h('From', dialog.localIdentity),
+        h('To', dialog.remoteIdentity),
+        h('Call-ID', dialog.callId),
+        h('CSeq', `${++dialog.localCSeq} BYE`),
+        h('Reason', `SIP;text="${reason.replace(/["\\\r\n]/g, ' ').slice(0, 100)}"`),
+      ]);
+      this.d.transactions.request(bye, dialog.dest, { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} });
+    }
+    this.d.log.info({ callId: dialog.callId, reason }, 'local call ended by its application');
+    this.d.calls.end(dialog.call, reason);
+  }
+
+  /** Ends a call we answered (API hangup, media failure). */
+  hangupCall(call: Call, reason: string): boolean {
+    for (const dialog of this.dialogs.values()) {
+      if (dialog.call !== call) continue;
+      dialog.session?.stop(reason);
+      this.hangup(dialog, reason);
+      return true;
+    }
+    return false;
+  }
+
+  close(): void {
+    for (const dialog of this.dialogs.values()) dialog.session?.stop('shutdown');
+    this.dialogs.clear();
+  }
+}
