@@ -32,6 +32,35 @@ export const ROUTER_CODECS: RtpCodecCapability[] = [
   { kind: 'audio', mimeType: DTMF_CARRIER, clockRate: 8000, preferredPayloadType: 101 },
 ];
 
+/**
+ * mediasoup consumers send with the router's payload types, not the receiving party's. A
+ * router is made per call, numbered like the first offer of the call: the offerer hears its
+ * own numbers, and the answerer, offered the same numbers by us, uses them too (RFC 3264
+ * §6.1: the answer SHOULD keep the offer's payload types).
+ */
+export function routerCodecsFor(offer: SdpCodec[]): RtpCodecCapability[] {
+  const taken = new Set<number>();
+  const out: RtpCodecCapability[] = [];
+  const pending: RtpCodecCapability[] = [];
+  for (const base of ROUTER_CODECS) {
+    const match = offer.find((c) => isRoutable(c) && mimeType(c).toLowerCase() === base.mimeType.toLowerCase() && c.clockRate === base.clockRate);
+    if (match && !taken.has(match.pt)) {
+      taken.add(match.pt);
+      out.push({ ...base, preferredPayloadType: match.pt });
+    } else {
+      pending.push(base);
+    }
+  }
+  // the codecs the offer lacks keep their usual number, or any free dynamic one
+  for (const base of pending) {
+    let pt = base.preferredPayloadType!;
+    if (taken.has(pt)) for (pt = 96; taken.has(pt) && pt < 128; pt++);
+    taken.add(pt);
+    out.push({ ...base, preferredPayloadType: pt });
+  }
+  return out;
+}
+
 const STATIC: Record<number, [string, number]> = { 0: ['PCMU', 8000], 8: ['PCMA', 8000], 9: ['G722', 8000] };
 
 /** Static payload types may come without an rtpmap line (RFC 3551 §6). */

@@ -10,7 +10,8 @@ import { parseFlags } from './flags.js';
 import type { LegStats } from './leg.js';
 import { MediaSession, type Side } from './media-session.js';
 import { PortAllocator } from './port-allocator.js';
-import { SdpError } from './sdp.js';
+import { routerCodecsFor, type SdpCodec } from './codecs.js';
+import { parseRemote, SdpError } from './sdp.js';
 import type { TapPort } from './tap-port.js';
 import { WorkerPool } from './worker-pool.js';
 
@@ -64,14 +65,22 @@ export class MediaService extends EventEmitter<MediaEvents> {
     this.checker.unref();
   }
 
-  private async session(key: string): Promise<MediaSession> {
+  /** The call's session; made at its first offer, with a router numbered like that offer. */
+  private async session(key: string, firstOffer: string): Promise<MediaSession> {
     const s = this.sessions.get(key);
     if (s) return s;
     let p = this.creating.get(key);
     if (!p) {
-      p = this.pool.createRouter().then((router) => {
+      let codecs: SdpCodec[] = [];
+      try {
+        codecs = parseRemote(firstOffer).codecs;
+      } catch {
+        // the offer itself is refused a moment later, with its reason
+      }
+      p = this.pool.createRouter(routerCodecsFor(codecs)).then((router) => {
         const session = new MediaSession(router, this.ports, { listenIp: this.opts.listenIp, announcedAddress: this.opts.announcedAddress, latchTimeout: this.opts.latchTimeout });
         session.on('failed', (why) => this.fail(key, why));
+        session.on('warning', (msg) => this.log.warn({ call: key }, msg));
         this.sessions.set(key, session);
         return session;
       });
@@ -83,7 +92,7 @@ export class MediaService extends EventEmitter<MediaEvents> {
 
   /** rtpengine_offer: the SDP `side` sent, rewritten for the other side. Throws SdpError. */
   async offer(key: string, side: Side, branch: number, sdp: string, flags: string | null): Promise<string> {
-    const s = await this.session(key);
+    const s = await this.session(key, sdp);
     try {
       return await s.offer(side, branch, sdp, parseFlags(flags).kind);
     } catch (e) {
@@ -118,7 +127,7 @@ export class MediaService extends EventEmitter<MediaEvents> {
 
   /** The gateway answers the caller itself (wsbridge); returns our SDP answer. */
   async answerAsEndpoint(key: string, sdp: string, prefer: string[]): Promise<string> {
-    const s = await this.session(key);
+    const s = await this.session(key, sdp);
     try {
       return await s.answerAsEndpoint(sdp, prefer);
     } catch (e) {

@@ -31,6 +31,7 @@ interface Offer {
 
 export interface SessionEvents {
   failed: [string];
+  warning: [string];
 }
 
 export class MediaSession extends EventEmitter<SessionEvents> {
@@ -135,6 +136,12 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       const neg = negotiate(offer.codecs, remote.codecs);
       if (!neg) throw new SdpError(`no common codec (offered ${offer.codecs.map((c) => c.name).join(', ')}; answered ${remote.codecs.map((c) => c.name).join(', ')})`);
       await leg.setRemote(remote);
+      // Both parties speak the offer's payload types on this call (the router's numbering):
+      // the answerer sends with the numbers we offered it, and is sent what the router numbers.
+      if (neg.answerer.media.pt !== neg.offerer.media.pt || neg.answerer.dtmf?.pt !== neg.offerer.dtmf?.pt) {
+        this.emit('warning', `the answer renumbered payload types (${neg.answerer.media.name} ${neg.offerer.media.pt} -> ${neg.answerer.media.pt}); it is sent the offer's numbers`);
+      }
+      neg.answerer = neg.offerer;
       const changed = (l: Leg, c: typeof neg.offerer): boolean => !l.codecs || l.codecs.media.pt !== c.media.pt || l.codecs.media.name !== c.media.name || l.codecs.dtmf?.pt !== c.dtmf?.pt;
       const offererChanged = changed(offerer, neg.offerer);
       const answererChanged = changed(leg, neg.answerer);

@@ -4,7 +4,7 @@
  * (they end cleanly: BYE both ways) through the `died` callback.
  */
 import * as mediasoup from 'mediasoup';
-import type { Router, Worker } from 'mediasoup/types';
+import type { Router, RtpCodecCapability, Worker } from 'mediasoup/types';
 import type { Logger } from 'pino';
 import { ROUTER_CODECS } from './codecs.js';
 
@@ -48,10 +48,10 @@ export class WorkerPool {
   }
 
   /** A router for one call on the least loaded worker. */
-  async createRouter(): Promise<Router> {
+  async createRouter(mediaCodecs: RtpCodecCapability[] = ROUTER_CODECS): Promise<Router> {
     const worker = [...this.workers].sort((a, b) => (this.routers.get(a)?.size ?? 0) - (this.routers.get(b)?.size ?? 0))[0];
     if (!worker) throw new Error('no mediasoup worker is running');
-    const router = await worker.createRouter({ mediaCodecs: ROUTER_CODECS });
+    const router = await worker.createRouter({ mediaCodecs });
     const set = this.routers.get(worker)!;
     set.add(router);
     router.observer.once('close', () => set.delete(router));

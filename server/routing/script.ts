@@ -40,8 +40,10 @@ export const script: RoutingScript = {
     // CANCEL is matched to its INVITE by the core; relaying it cancels every branch
     if (req.method === 'CANCEL') return sip.relay();
 
-    // pre-loaded Route sets (an outbound proxy in front of us) are followed as they are
-    if (sip.routed) return sip.relay();
+    // An initial request whose Route set names only us (a phone using us as its outbound
+    // proxy) is routed as if it had none; one naming further hops is refused, as in the
+    // OpenSIPS tutorial ("Preload Route denied"): we are no open relay.
+    if (sip.routed && req.has('route')) return sip.reply(403, 'Preload Route denied');
 
     if (!sip.isMyself()) return sip.reply(403, 'Relaying Forbidden');
 

@@ -112,7 +112,7 @@ describe('random mutations over UDP and WebSocket', () => {
   async function ping(): Promise<number> {
     const o = request('OPTIONS', `sip:127.0.0.1:${gw.ports.udp}`, client);
     client.send(o.text, gw.ports.udp!);
-    return (await client.finalResponse(o.callId, 'OPTIONS', 10_000)).status;
+    return (await client.finalResponse(o.callId, 'OPTIONS', 30_000)).status;
   }
 
   test(`${COUNT} mutations over UDP (seed ${SEED})`, async () => {
