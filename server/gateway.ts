@@ -125,6 +125,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     });
     const servers: (http.Server | https.Server)[] = [];
     const wsOptions = { path: config.http.wsPath, pingInterval: config.http.wsPingInterval, maxMessageSize: 64 * 1024 };
+    // the WebSocket transports close before their HTTP servers (closers run in reverse):
+    // server.close() waits for upgraded sockets, which closeAllConnections() leaves alone
     const attachWs = (kind: 'ws' | 'wss', server: http.Server | https.Server): void => {
       const ws = new WsTransport(kind, wsOptions, () => transports.nextFlowId(), (buf, src) => stack!.receive(buf, src),
         (flow) => transports.flowOpened(flow), (flow) => transports.flowClosed(flow));
@@ -133,13 +135,12 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
         if ((req.url ?? '').split('?')[0] === config.http.wsPath) ws.handleUpgrade(req, socket, head);
         else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       });
-      closers.push(() => ws.close());
+      closers.push(() => closeServer(server), () => ws.close());
     };
     const httpServer = http.createServer(app);
     attachWs('ws', httpServer);
     const httpPort = await listen(httpServer, config.http.port, config.http.address);
     servers.push(httpServer);
-    closers.push(() => closeServer(httpServer));
     transports.addInterface({ transport: 'ws', host: advertise, port: httpPort });
 
     let httpsPort: number | null = null;
@@ -149,7 +150,6 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       attachWs('wss', httpsServer);
       httpsPort = await listen(httpsServer, tls.port, config.http.address);
       servers.push(httpsServer);
-      closers.push(() => closeServer(httpsServer));
       transports.addInterface({ transport: 'wss', host: advertise, port: httpsPort });
     }
 

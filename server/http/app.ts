@@ -72,7 +72,14 @@ export function createApp(d: AppDeps): express.Express {
   });
   app.use('/api', api);
 
-  app.use(express.static(d.webRoot, { index: 'index.html', maxAge: '1h' }));
+  // the page itself is always revalidated (it names the current bundle); the bundles are
+  // named by their content hash and never change
+  app.use(express.static(d.webRoot, {
+    index: 'index.html',
+    setHeaders: (res, file) => {
+      res.setHeader('Cache-Control', /-[0-9a-zA-Z]{6,}\.(js|css)$/.test(file) ? 'public, max-age=31536000, immutable' : 'no-cache');
+    },
+  }));
 
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
     d.log.warn({ err }, 'http request failed');

@@ -10,7 +10,7 @@ import { isDtmf, isRoutable, negotiate, type LegCodecs, type SdpCodec } from './
 import type { Leg, LegStats } from './leg.js';
 import { PlainLeg } from './plain-leg.js';
 import type { PortAllocator } from './port-allocator.js';
-import { answerDirection, parseRemote, routableCodecs, SdpError, writeLocal, type LegKind, type LocalMedia, type RemoteMedia } from './sdp.js';
+import { answerDirection, MID_EXT_ID, parseRemote, routableCodecs, SdpError, writeLocal, type LegKind, type LocalMedia, type RemoteMedia } from './sdp.js';
 import { TapPort } from './tap-port.js';
 import { WebRtcLeg } from './webrtc-leg.js';
 
@@ -113,7 +113,7 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       const target = side === 'caller' ? branch : (this.connected ?? branch);
       const to = this.legOf(otherSide, target) ?? (await this.createLeg(otherSide, target, toKind ?? remote.kind));
       this.pending = { side, branch, codecs, remote };
-      if (to.kind === 'webrtc' && to.midExtId === null) to.midExtId = remote.midExtId ?? 4;
+      if (to.kind === 'webrtc' && to.remote === null) to.midExtId = MID_EXT_ID;
       return this.describe(to, codecs, remote.direction, true, remote);
     });
   }

@@ -46,6 +46,13 @@ export interface RemoteMedia {
 }
 
 export const MID_EXT = 'urn:ietf:params:rtp-hdrext:sdes:mid';
+/**
+ * mediasoup writes the MID header extension with its own fixed id (1 for audio) and keeps a
+ * consumer's extension only when the receiver uses that same id. An answer may not renumber
+ * the offer's extensions (RFC 8285 §6), so: we offer MID as id 1, and answer a browser's MID
+ * only if it chose 1 too; otherwise its RTP is routed by its a=ssrc.
+ */
+export const MID_EXT_ID = 1;
 
 export class SdpError extends Error {
   constructor(message: string, readonly status = 488) {

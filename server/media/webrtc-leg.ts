@@ -6,7 +6,7 @@
 import type { Router, WebRtcTransport } from 'mediasoup/types';
 import { codecList, toRtpCodec } from './codecs.js';
 import { Leg, type LegStats, type LocalTransport } from './leg.js';
-import { MID_EXT, type RemoteMedia } from './sdp.js';
+import { MID_EXT, MID_EXT_ID, type RemoteMedia } from './sdp.js';
 
 export interface WebRtcLegOptions {
   listenIp: string;
@@ -78,7 +78,8 @@ export class WebRtcLeg extends Leg {
     const first = this.remote === null;
     this.remote = remote;
     if (remote.mid !== null) this.mid = remote.mid;
-    if (remote.midExtId !== null) this.midExtId = remote.midExtId;
+    // only mediasoup's own id for MID can be used (see MID_EXT_ID)
+    this.midExtId = remote.midExtId === MID_EXT_ID ? MID_EXT_ID : null;
     if (this.connected || remote.fingerprints.length === 0) return;
     // the party's DTLS role: active -> it is the client; passive -> the server; actpass
     // (it offered, we answered passive) -> it will be the client
@@ -96,9 +97,9 @@ export class WebRtcLeg extends Leg {
     this.producer = await this.webrtc.produce({
       kind: 'audio',
       rtpParameters: {
-        ...(remote.mid !== null && remote.midExtId !== null ? { mid: remote.mid } : {}),
+        ...(remote.mid !== null && this.midExtId !== null ? { mid: remote.mid } : {}),
         codecs: codecList(this.codecs).map(toRtpCodec),
-        headerExtensions: remote.midExtId !== null ? [{ uri: MID_EXT, id: remote.midExtId }] : [],
+        headerExtensions: this.midExtId !== null ? [{ uri: MID_EXT, id: this.midExtId }] : [],
         encodings: [remote.ssrc !== null ? { ssrc: remote.ssrc } : {}],
         rtcp: { cname: remote.cname ?? `${this.name}-cname`, reducedSize: true },
       },
