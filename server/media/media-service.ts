@@ -61,7 +61,9 @@ export class MediaService extends EventEmitter<MediaEvents> {
 
   async start(): Promise<void> {
     await this.pool.start();
-    this.checker = setInterval(() => void this.check(), this.opts.checkInterval);
+    this.checker = setInterval(() => {
+      this.check().catch((e: unknown) => this.log.warn({ err: e }, 'media check failed'));
+    }, this.opts.checkInterval);
     this.checker.unref();
   }
 
@@ -140,7 +142,7 @@ export class MediaService extends EventEmitter<MediaEvents> {
   delete(key: string): void {
     const s = this.sessions.get(key);
     if (!s) {
-      void this.creating.get(key)?.then(() => this.delete(key));
+      this.creating.get(key)?.then(() => this.delete(key), () => {});
       return;
     }
     this.sessions.delete(key);

@@ -90,8 +90,11 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       leg.close();
       throw new SdpError('call ended', 487);
     }
-    leg.on('producer', () => void this.run(() => this.wire()));
-    leg.on('ready', () => void this.run(() => this.wire()));
+    const rewire = (): void => {
+      this.run(() => this.wire()).catch((e: unknown) => this.emit('warning', `wiring ${name} failed: ${(e as Error).message}`));
+    };
+    leg.on('producer', rewire);
+    leg.on('ready', rewire);
     leg.on('failed', (why) => this.emit('failed', `${name}: ${why}`));
     if (side === 'caller') this.caller = leg;
     else this.callees.set(branch, leg);
@@ -259,7 +262,6 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       sessionId = String(Math.floor(Math.random() * 2 ** 40));
       this.sessionIds.set(leg, sessionId);
     }
-    const ssrc = leg.consumerSsrc;
     const local: LocalMedia = {
       ...t,
       codecs,
@@ -267,7 +269,9 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       setup: leg.setupFor(offering),
       mid: leg.kind === 'webrtc' ? leg.mid : null,
       midExtId: leg.kind === 'webrtc' ? leg.midExtId : null,
-      ssrc: ssrc !== null ? { ssrc, cname: 'gateway' } : null,
+      // not announced: the consumer (and its SSRC) changes when the far party's SSRC does,
+      // with no new offer; receivers take the one stream of the m-line (or its MID)
+      ssrc: null,
       sessionId,
       version,
       // keep the m-line layout of the SDP we answer; offers carry audio alone

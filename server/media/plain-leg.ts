@@ -46,6 +46,7 @@ export class PlainLeg extends Leg {
   lastLearnMs = 0;
   private learnStarted = 0;
   private building: Promise<void> | null = null;
+  private producing: Promise<void> = Promise.resolve();
 
   private constructor(name: string, private readonly router: Router, private readonly opts: PlainLegOptions) {
     super(name, 'rtp');
@@ -105,7 +106,7 @@ export class PlainLeg extends Leg {
       if (msg.length < 12 || msg[0]! >> 6 !== 2 || (msg[1]! >= 200 && msg[1]! <= 204)) return;
       if (this.sniffer !== sock) return;
       this.learnt = { ssrc: msg.readUInt32BE(8), address: rinfo.address, port: rinfo.port, at: Date.now() };
-      void this.takeOver();
+      this.takeOver().catch((e: unknown) => this.emit('failed', `could not take over the RTP port: ${(e as Error).message}`));
     });
     return new Promise((resolve, reject) => {
       sock.once('error', (e) => {
@@ -189,15 +190,26 @@ export class PlainLeg extends Leg {
       // a phone that sends nothing (recvonly, on hold) must still hear us
       this.fallback = setTimeout(() => {
         this.fallback = null;
-        if (!this.plain && !this.closed) void this.takeOver();
+        if (!this.plain && !this.closed) this.takeOver().catch((e: unknown) => this.emit('failed', `could not open the RTP port: ${(e as Error).message}`));
       }, this.opts.latchTimeout);
     }
   }
 
-  async produce(): Promise<void> {
+  /**
+   * Creates the producer for the learnt SSRC. The first packet (takeOver) and the answer may
+   * both ask at once: calls run one after the other, each checking again what is there.
+   */
+  produce(): Promise<void> {
+    const run = this.producing.then(() => this.produceNow());
+    this.producing = run.catch(() => {});
+    return run;
+  }
+
+  private async produceNow(): Promise<void> {
     if (!this.plain || !this.codecs || !this.learnt || this.closed) return;
     if (this.producer && !this.producer.closed && this.producer.rtpParameters.encodings?.[0]?.ssrc === this.learnt.ssrc) return;
     this.producer?.close();
+    this.producer = null;
     this.producer = await this.plain.produce({
       kind: 'audio',
       rtpParameters: {
