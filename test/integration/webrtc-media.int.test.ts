@@ -293,3 +293,43 @@ describe('WebRTC browser to desk phone (WS -> UDP), and the phone changing its S
     await waitFor('no transports left', async () => (await gw.media!.pool.dump()).every((w) => w.transports === 0), 3000);
   });
 });
+
+describe('desk phone to browser (UDP -> WS): the gateway offers DTLS-SRTP with ICE to the browser', { timeout: 20_000 }, () => {
+  let gw: Gateway;
+  let bob: JsSipUa;
+  let carol: RtpPhone;
+  const bobPcs = weriftPeerFactory({ toneHz: BOB_HZ, label: 'bob', timeoutMs: 5000 });
+
+  before(async () => {
+    gw = await startTestGateway({ media: mediaPorts() });
+    bob = await JsSipUa.start({ wsUrl: `ws://127.0.0.1:${gw.ports.http}/sip`, user: 'bob', password: 'pw-bob', domain: DOMAIN, register: true, peerConnectionFactory: bobPcs, timeoutMs: 5000 });
+    carol = await RtpPhone.start({ user: 'carol', password: 'pw-carol', gateway: `127.0.0.1:${gw.ports.udp}`, tone: ALICE_HZ, timeoutMs: 5000 });
+    await carol.register();
+  });
+
+  after(async () => {
+    await Promise.allSettled([bob?.stop({ timeoutMs: 2000 })]);
+    await bobPcs.closeAll(2000);
+    await carol?.close();
+    await gw?.close();
+  });
+
+  it('the phone calls the browser: both hear the other; the phone hangs up and nothing is left', async () => {
+    bob.onIncoming(async (c) => {
+      await c.answer();
+    });
+    const call = carol.call('bob');
+    await call.answered;
+    const b = bobPcs.last();
+    await b.waitConnected();
+    // the browser was offered SAVPF with ICE (flags UDP/TLS/RTP/SAVPF ICE=force)
+    const offer = b.remoteSdps[0] ?? '';
+    assert.match(offer, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m);
+    assert.match(offer, /^a=ice-lite/m);
+    await b.waitForAudio(800);
+    assert.ok(b.heardTone(ALICE_HZ), `the browser hears the phone; ${b.describe()}`);
+    await waitFor('the phone to hear the browser', () => call.heardTone(BOB_HZ), 3000);
+    await call.hangup();
+    await waitFor('no transports left', async () => (await gw.media!.pool.dump()).every((w) => w.transports === 0), 3000);
+  });
+});
