@@ -12,7 +12,10 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { CallRegistry } from './calls/call-registry.js';
 import type { Config } from './config/schema.js';
+import { EventBus } from './events/event-bus.js';
+import { publishCalls, publishRegistrations } from './events/publishers.js';
 import { createApp } from './http/app.js';
+import { createMetrics } from './http/metrics.js';
 import { webRoot } from './paths.js';
 import { MediaService } from './media/media-service.js';
 import { FileLocationStore } from './registrar/file-store.js';
@@ -45,6 +48,9 @@ export interface Gateway {
   readonly stack: SipStack;
   readonly media: MediaService | null;
   readonly proxy: Proxy;
+  readonly bus: EventBus;
+  /** Stops taking calls, waits up to graceMs for calls to end, hangs up the rest, closes. */
+  drain(graceMs: number): Promise<void>;
   readonly local: LocalEndpoint;
   /** the ports actually bound (0 in the config picks free ones) */
   readonly ports: { udp: number | null; http: number; https: number | null };
@@ -114,14 +120,26 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
 
     // http: the softphone, the API and SIP over WebSocket on one port
     let listening = false;
+    // events and metrics
+    const bus = new EventBus();
+    publishRegistrations(registrar, bus);
+    publishCalls(calls, bus);
+    const metrics = createMetrics({ registrar, calls, media, stack });
+
+    let proxy: Proxy | null = null;
+    let draining = false;
     const app = createApp({
       registrar,
       calls,
       media,
+      hangup: (call, reason) => proxy?.hangup(call, reason),
+      users: config.users,
       webRoot,
       apiToken: config.http.apiToken,
       log: log.child({ component: 'http' }),
-      ready: () => listening,
+      bus,
+      metrics,
+      ready: () => listening && !draining,
     });
     const servers: (http.Server | https.Server)[] = [];
     const wsOptions = { path: config.http.wsPath, pingInterval: config.http.wsPingInterval, maxMessageSize: 64 * 1024 };
@@ -156,7 +174,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     const locality = new Locality(config.sip.domains, transports.interfaces);
     const local = new LocalEndpoint({ transactions, transports, calls, media, log: log.child({ component: 'local' }) });
     closers.push(() => local.close());
-    const proxy = new Proxy({
+    proxy = new Proxy({
       transactions,
       transports,
       locality,
@@ -171,25 +189,43 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       maxForwards: config.sip.maxForwards,
     });
     transactions.tu = proxy;
-    closers.push(() => proxy.close());
+    const running = proxy;
+    closers.push(() => running.close());
     // a closed WebSocket takes its registrations and its calls with it
     transports.onFlowClosed = (flow) => {
       void registrar.connectionClosed(flow.id);
-      proxy.flowClosed(flow.id);
+      running.flowClosed(flow.id);
     };
     listening = true;
     log.info({ udp: udpPort, http: httpPort, https: httpsPort, advertise, ws: `ws://${advertise}:${httpPort}${config.http.wsPath}`, users: config.users.length }, 'gateway listening');
 
+    /**
+     * Graceful shutdown: new calls get 503, calls up may end by themselves within `graceMs`,
+     * the rest are hung up (BYE both ways); registrations stay in the store for the next start.
+     */
+    const drain = async (graceMs: number): Promise<void> => {
+      draining = true;
+      running.draining = true;
+      const end = Date.now() + graceMs;
+      while (calls.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      for (const call of calls.list()) running.hangup(call, 'gateway shutting down');
+      // let the BYEs leave before the sockets close
+      if (calls.size > 0 || graceMs > 0) await new Promise((r) => setTimeout(r, 200));
+      await close();
+    };
+
     return {
       config,
       log,
+      bus,
+      drain,
       registrar,
       calls,
       transports,
       transactions,
       stack,
       media,
-      proxy,
+      proxy: running,
       local,
       ports: { udp: udpPort, http: httpPort, https: httpsPort },
       advertise,

@@ -29,10 +29,17 @@ async function main(): Promise<void> {
   const gw = await startGateway(config, log);
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      // a second signal: do not wait any longer
+      void gw.close().then(() => process.exit(0));
+      return;
+    }
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    void gw.close().then(() => process.exit(0));
+    log.info({ signal, grace: config.shutdown.grace, calls: gw.calls.size }, 'shutting down: no new calls; calls up may end within the grace');
+    void gw.drain(config.shutdown.grace * 1000).then(() => {
+      log.info('stopped');
+      process.exit(0);
+    });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

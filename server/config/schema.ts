@@ -105,6 +105,10 @@ export const ConfigSchema = Type.Object({
     workerLogLevel: Type.Union([Type.Literal('debug'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('none')], { default: 'error' }),
   }, { additionalProperties: false, default: {} }),
 
+  shutdown: Type.Object({
+    grace: Type.Integer({ minimum: 0, default: 30, description: 'seconds calls may go on after SIGTERM before the gateway hangs them up' }),
+  }, { additionalProperties: false, default: {} }),
+
   log: Type.Object({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
     pretty: Type.Union([Type.Boolean(), Type.Literal('auto')], { default: 'auto', description: 'human-readable lines; auto: when stdout is a terminal' }),

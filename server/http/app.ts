@@ -1,36 +1,26 @@
-/** The express app: the softphone, the JSON API, health. */
+/**
+ * The express app: the softphone (static), the JSON API and its event stream (behind the API
+ * token when one is configured), Prometheus metrics, health and readiness.
+ */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { CallRegistry } from '../calls/call-registry.js';
-import type { Binding } from '../registrar/binding.js';
-import type { Registrar } from '../registrar/registrar.js';
-import type { MediaService } from '../media/media-service.js';
-import type { Call } from '../calls/call.js';
+import type { Registry } from 'prom-client';
+import type { EventBus } from '../events/event-bus.js';
+import { apiRouter, type ApiDeps } from './api-routes.js';
+import { eventsHandler } from './events-route.js';
 
-export interface AppDeps {
-  registrar: Registrar;
-  calls: CallRegistry;
-  media: MediaService | null;
+export { bindingJson } from './api-routes.js';
+
+export interface AppDeps extends ApiDeps {
   webRoot: string;
   apiToken: string | null;
   log: Logger;
-  /** for /readyz: every listener is up */
+  bus: EventBus;
+  metrics: Registry;
+  /** more API routes (the taps'), mounted under /api behind the same token */
+  extraApi?: express.Router[];
+  /** for /readyz: every listener is up and we are not shutting down */
   ready: () => boolean;
-}
-
-export function bindingJson(b: Binding, now = Date.now()): object {
-  return {
-    aor: b.aor,
-    contact: b.contact,
-    expiresIn: Math.max(0, Math.round((b.expires - now) / 1000)),
-    transport: b.received.transport,
-    source: `${b.received.address}:${b.received.port}`,
-    flow: b.received.flowId,
-    instance: b.instance,
-    userAgent: b.userAgent,
-    registeredAt: new Date(b.registeredAt).toISOString(),
-    webSocket: b.received.transport === 'ws' || b.received.transport === 'wss',
-  };
 }
 
 export function createApp(d: AppDeps): express.Express {
@@ -45,30 +35,24 @@ export function createApp(d: AppDeps): express.Express {
     const ok = d.ready();
     res.status(ok ? 200 : 503).json({ ready: ok });
   });
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', d.metrics.contentType).send(await d.metrics.metrics());
+  });
 
   const api = express.Router();
   api.use((req: Request, res: Response, next: NextFunction) => {
     if (d.apiToken === null) return next();
     const auth = req.get('authorization') ?? '';
+    // EventSource cannot set headers: the event stream may carry the token in the query
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : (req.query.token as string | undefined);
     if (token === d.apiToken) return next();
     res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'unauthorized', message: 'an API token is required (Authorization: Bearer <token>)' });
   });
-  api.get('/registrations', async (_req, res) => {
-    const list = await d.registrar.store.list();
-    res.json({ registrations: list.map((b) => bindingJson(b)) });
-  });
-  const callJson = async (call: Call): Promise<object> => {
-    const media = d.media?.has(call.id) ? await d.media.stats(call.id).catch(() => null) : null;
-    return { ...call.toJSON(), media };
-  };
-  api.get('/calls', async (_req, res) => {
-    res.json({ calls: await Promise.all(d.calls.list().map(callJson)) });
-  });
-  api.get('/calls/:id', async (req, res) => {
-    const call = d.calls.get(req.params.id);
-    if (!call) return void res.status(404).json({ error: 'not_found', message: `no call ${req.params.id}` });
-    res.json(await callJson(call));
+  api.get('/events', eventsHandler(d.bus));
+  api.use(apiRouter(d));
+  for (const r of d.extraApi ?? []) api.use(r);
+  api.use((req: Request, res: Response) => {
+    res.status(404).json({ error: 'not_found', message: `no route ${req.method} /api${req.path}` });
   });
   app.use('/api', api);
 
@@ -81,7 +65,12 @@ export function createApp(d: AppDeps): express.Express {
     },
   }));
 
-  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    // a JSON body that does not parse is the client's mistake
+    if (err.type === 'entity.parse.failed' || err.status === 400) {
+      res.status(400).json({ error: 'bad_request', message: `the body is not valid JSON: ${err.message}` });
+      return;
+    }
     d.log.warn({ err }, 'http request failed');
     res.status(500).json({ error: 'internal', message: err.message });
   });

@@ -24,6 +24,8 @@ export interface LegStats {
   localPort: number;
   remote: string | null;
   packetsReceived: number;
+  /** lost on the way from the party to us (RTP sequence gaps) */
+  packetsLost: number;
   bytesReceived: number;
   packetsSent: number;
   bytesSent: number;
@@ -68,7 +70,7 @@ export abstract class Leg extends EventEmitter<LegEvents> {
   abstract produce(): Promise<void>;
   abstract stats(): Promise<LegStats>;
   /** The periodic check: one stats request; a phone leg re-learns a changed SSRC here. */
-  abstract poll(): Promise<{ bytesReceived: number }>;
+  abstract poll(): Promise<{ bytesReceived: number; bytesSent: number }>;
   /** DTLS role we write in the SDP we send (webrtc legs) */
   abstract setupFor(offering: boolean): 'actpass' | 'active' | 'passive' | null;
 

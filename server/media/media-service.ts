@@ -43,6 +43,10 @@ export class MediaService extends EventEmitter<MediaEvents> {
   private readonly sessions = new Map<string, MediaSession>();
   private readonly creating = new Map<string, Promise<MediaSession>>();
   private readonly silence = new Map<object, { bytes: number; since: number }>();
+  /** bytes each leg had at the last check, to count totals across calls */
+  private readonly seen = new Map<object, { received: number; sent: number }>();
+  /** media bytes relayed since start (every leg of every call), for metrics */
+  readonly totals = { bytesReceived: 0, bytesSent: 0 };
   private checker: NodeJS.Timeout | null = null;
   private checking = false;
 
@@ -146,7 +150,10 @@ export class MediaService extends EventEmitter<MediaEvents> {
       return;
     }
     this.sessions.delete(key);
-    for (const leg of s.legs()) this.silence.delete(leg);
+    for (const leg of s.legs()) {
+      this.silence.delete(leg);
+      this.seen.delete(leg);
+    }
     s.close();
   }
 
@@ -184,7 +191,11 @@ export class MediaService extends EventEmitter<MediaEvents> {
         if (s.isClosed) continue;
         for (const leg of s.legs()) {
           try {
-            const { bytesReceived } = await leg.poll();
+            const { bytesReceived, bytesSent } = await leg.poll();
+            const before = this.seen.get(leg) ?? { received: 0, sent: 0 };
+            this.totals.bytesReceived += Math.max(0, bytesReceived - before.received);
+            this.totals.bytesSent += Math.max(0, bytesSent - before.sent);
+            this.seen.set(leg, { received: bytesReceived, sent: bytesSent });
             if (!s.answered || this.opts.timeout <= 0 || !leg.remote) continue;
             // a party that is not meant to send (on hold: recvonly/inactive) cannot time out
             const sending = leg.remote.direction === 'sendrecv' || leg.remote.direction === 'sendonly';

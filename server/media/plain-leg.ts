@@ -40,6 +40,7 @@ export class PlainLeg extends Leg {
   /** counters at the last check, to see unclaimed RTP */
   private lastBytes = 0;
   private lastClaimed = 0;
+  private lastSent = 0;
   private relearning = false;
   /** times the SSRC was learnt again, and how long the last take-over took (ms) */
   relearnCount = 0;
@@ -245,9 +246,9 @@ export class PlainLeg extends Leg {
    * that no producer claimed means a new SSRC (or a first one, after the fallback): learn it.
    * bytesReceived counts every packet (RTCP too), rtpBytesReceived only the claimed RTP.
    */
-  async poll(): Promise<{ bytesReceived: number }> {
+  async poll(): Promise<{ bytesReceived: number; bytesSent: number }> {
     const plain = this.plain;
-    if (!plain || this.relearning || this.closed) return { bytesReceived: this.lastBytes };
+    if (!plain || this.relearning || this.closed) return { bytesReceived: this.lastBytes, bytesSent: this.lastSent };
     const [t] = await plain.getStats();
     const all = t?.bytesReceived ?? 0;
     const claimed = t?.rtpBytesReceived ?? 0;
@@ -255,8 +256,9 @@ export class PlainLeg extends Leg {
     this.lastBytes = all;
     this.lastClaimed = claimed;
     // a few hundred bytes of RTCP may arrive in an interval; RTP of a new SSRC is far more
+    this.lastSent = t?.bytesSent ?? this.lastSent;
     if (unclaimed > 600 && unclaimed > (all - claimed) / 100) await this.relearn();
-    return { bytesReceived: all };
+    return { bytesReceived: all, bytesSent: this.lastSent };
   }
 
   async stats(): Promise<LegStats> {
@@ -270,6 +272,7 @@ export class PlainLeg extends Leg {
       localPort: this.opts.port,
       remote: plain?.tuple.remoteIp ? `${plain.tuple.remoteIp}:${plain.tuple.remotePort}` : this.learnt ? `${this.learnt.address}:${this.learnt.port}` : null,
       packetsReceived: p.reduce((n, s) => n + s.packetCount, 0),
+      packetsLost: p.reduce((n, s) => n + (s.packetsLost ?? 0), 0),
       bytesReceived: t?.bytesReceived ?? 0,
       packetsSent: 0,
       bytesSent: t?.bytesSent ?? 0,

@@ -107,9 +107,9 @@ export class WebRtcLeg extends Leg {
     this.emit('producer');
   }
 
-  async poll(): Promise<{ bytesReceived: number }> {
+  async poll(): Promise<{ bytesReceived: number; bytesSent: number }> {
     const [t] = await this.webrtc.getStats();
-    return { bytesReceived: t?.bytesReceived ?? 0 };
+    return { bytesReceived: t?.bytesReceived ?? 0, bytesSent: t?.bytesSent ?? 0 };
   }
 
   async stats(): Promise<LegStats> {
@@ -121,6 +121,7 @@ export class WebRtcLeg extends Leg {
       localPort: this.opts.port,
       remote: t?.iceSelectedTuple ? `${t.iceSelectedTuple.remoteIp}:${t.iceSelectedTuple.remotePort}` : null,
       packetsReceived: p.reduce((n, s) => n + s.packetCount, 0),
+      packetsLost: p.reduce((n, s) => n + (s.packetsLost ?? 0), 0),
       bytesReceived: t?.bytesReceived ?? 0,
       packetsSent: 0,
       bytesSent: t?.bytesSent ?? 0,

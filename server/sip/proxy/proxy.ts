@@ -60,6 +60,8 @@ const other = (s: Side): Side => (s === 'caller' ? 'callee' : 'caller');
 
 export class Proxy implements TransactionUser {
   private readonly contexts = new Map<ServerTransaction, ResponseContext>();
+  /** shutting down: new calls are refused (503 with Retry-After), calls up go on */
+  draining = false;
 
   constructor(private readonly d: ProxyDeps) {
     d.media?.on('end', (callId, reason) => {
@@ -108,6 +110,9 @@ export class Proxy implements TransactionUser {
     // option-tags this element does not understand, the element MUST return a 420"
     const proxyRequire = req.getAll('proxy-require');
     if (proxyRequire.length > 0) return this.reply(tx, 420, undefined, [['Unsupported', proxyRequire.join(', ')]]);
+    if (this.draining && req.method === 'INVITE' && req.toTag() === null) {
+      return this.reply(tx, 503, 'Service Unavailable (shutting down)', [['Retry-After', '30']]);
+    }
     const route = this.preprocessRoutes(req);
     // in a dialog the gateway itself answered: the local endpoint is the UAS
     if (req.toTag() !== null && this.d.local.owns(req)) return this.d.local.inDialog(req, tx);
