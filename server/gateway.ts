@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { CallRegistry } from './calls/call-registry.js';
+import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { EventBus } from './events/event-bus.js';
 import { publishCalls, publishRegistrations } from './events/publishers.js';
@@ -18,6 +19,10 @@ import { createApp } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
 import { webRoot } from './paths.js';
 import { MediaService } from './media/media-service.js';
+import { tapsRouter } from './http/taps-routes.js';
+import { parseCommand, parseStartBody } from './taps/options.js';
+import { TapService } from './taps/tap-service.js';
+import { wsbridgeApp } from './taps/wsbridge-app.js';
 import { FileLocationStore } from './registrar/file-store.js';
 import { MemoryLocationStore, type LocationStore } from './registrar/location-store.js';
 import { Registrar } from './registrar/registrar.js';
@@ -49,6 +54,7 @@ export interface Gateway {
   readonly media: MediaService | null;
   readonly proxy: Proxy;
   readonly bus: EventBus;
+  readonly taps: TapService;
   /** Stops taking calls, waits up to graceMs for calls to end, hangs up the rest, closes. */
   drain(graceMs: number): Promise<void>;
   readonly local: LocalEndpoint;
@@ -120,11 +126,21 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
 
     // http: the softphone, the API and SIP over WebSocket on one port
     let listening = false;
+    // taps: call audio to WebSocket servers and back (their defaults checked as a tap would be)
+    try {
+      parseStartBody({ url: 'ws://127.0.0.1/', mix: 'mono', rate: '8k', ...config.taps.defaults });
+    } catch (e) {
+      throw new ConfigError(`invalid configuration:\n  taps.defaults: ${(e as Error).message}`);
+    }
+    const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps });
+    closers.push(() => taps.close());
+
     // events and metrics
     const bus = new EventBus();
     publishRegistrations(registrar, bus);
     publishCalls(calls, bus);
-    const metrics = createMetrics({ registrar, calls, media, stack });
+    taps.on('event', (e) => bus.publish(`tap.${e.name}`, { tapId: e.tapId, call: e.callId, dialect: e.dialect, body: e.body as unknown }));
+    const metrics = createMetrics({ registrar, calls, media, stack, tapCount: () => taps.list().length });
 
     let proxy: Proxy | null = null;
     let draining = false;
@@ -134,6 +150,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       media,
       hangup: (call, reason) => proxy?.hangup(call, reason),
       users: config.users,
+      tapsOf: (id) => taps.forCall(id).map((t) => t.toJSON()),
+      extraApi: [tapsRouter(taps)],
       webRoot,
       apiToken: config.http.apiToken,
       log: log.child({ component: 'http' }),
@@ -173,6 +191,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
 
     const locality = new Locality(config.sip.domains, transports.interfaces);
     const local = new LocalEndpoint({ transactions, transports, calls, media, log: log.child({ component: 'local' }) });
+    local.register('wsbridge', wsbridgeApp(taps));
     closers.push(() => local.close());
     proxy = new Proxy({
       transactions,
@@ -186,6 +205,16 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       log: log.child({ component: 'proxy' }),
       media,
       local,
+      startTap: (call, spec, clog) => {
+        try {
+          const options = typeof spec === 'string' ? parseCommand(spec) : { action: 'start' as const, options: parseStartBody(spec) };
+          if (options.action !== 'start') throw new Error('a tap asked for by a call must be a start command');
+          const tap = taps.start(call.id, options.options);
+          clog.info({ tap: tap.id }, 'audio tap requested for the call');
+        } catch (e) {
+          clog.warn({ err: e }, 'the call\'s audio tap request was refused');
+        }
+      },
       maxForwards: config.sip.maxForwards,
     });
     transactions.tu = proxy;
@@ -218,6 +247,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       config,
       log,
       bus,
+      taps,
       drain,
       registrar,
       calls,

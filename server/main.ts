@@ -46,6 +46,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
+  if (e instanceof ConfigError) {
+    process.stderr.write(`gateway: ${e.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`gateway: failed to start: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(1);
 });

@@ -105,6 +105,14 @@ export const ConfigSchema = Type.Object({
     workerLogLevel: Type.Union([Type.Literal('debug'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('none')], { default: 'error' }),
   }, { additionalProperties: false, default: {} }),
 
+  taps: Type.Object({
+    maxTaps: Type.Integer({ minimum: 0, default: 2000, description: 'most audio taps at once' }),
+    defaults: Type.Record(Type.String(), Type.Unknown(), {
+      default: {},
+      description: 'options every tap starts with (heartbeatSec, reconnect, deflate, tls, bufferMs, playTo, suppressLog, ...); a tap\'s own options win',
+    }),
+  }, { additionalProperties: false, default: {} }),
+
   shutdown: Type.Object({
     grace: Type.Integer({ minimum: 0, default: 30, description: 'seconds calls may go on after SIGTERM before the gateway hangs them up' }),
   }, { additionalProperties: false, default: {} }),

@@ -23,6 +23,8 @@ export interface ApiDeps {
   /** ends a call from the gateway (BYE / CANCEL), as the proxy does it */
   hangup: (call: Call, reason: string) => void;
   users: { username: string; displayName?: string }[];
+  /** the taps of a call (state and counters), when the taps service runs */
+  tapsOf?: (callId: string) => object[];
 }
 
 export function bindingJson(b: Binding, now = Date.now()): object {
@@ -67,7 +69,7 @@ export function apiRouter(d: ApiDeps): express.Router {
 
   const callJson = async (call: Call): Promise<object> => {
     const media = d.media?.has(call.id) ? await d.media.stats(call.id).catch(() => null) : null;
-    return { ...call.toJSON(), media };
+    return { ...call.toJSON(), media, taps: d.tapsOf?.(call.id) ?? [] };
   };
 
   r.get('/calls', async (_req, res) => {

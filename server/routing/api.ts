@@ -61,6 +61,11 @@ export interface RequestContext {
   drop(): Action;
   /** Answer the call in the gateway, into an application: 'wsbridge' (params: uri, headers, contentType). */
   answerLocally(app: string, params: Record<string, string>): Action;
+  /**
+   * Stream the call's audio to a WebSocket server once it is answered: mod_audio_stream's
+   * command ("start <ws-url> <mono|mixed|stereo> <8k|16k> [metadata]") or the API's options.
+   */
+  tap(spec: string | Record<string, unknown>): void;
 }
 
 export interface BranchContext {

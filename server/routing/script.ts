@@ -61,7 +61,7 @@ export const script: RoutingScript = {
       return sip.answerLocally('wsbridge', {
         uri: decode(uri),
         headers: decode(req.get('p-wsbridge-websocket-headers') ?? '{}'),
-        contentType: req.get('p-wsbridge-websocket-content-type') ?? 'audio/l16;rate=16000',
+        contentType: decode(req.get('p-wsbridge-websocket-content-type') ?? 'audio/l16;rate=16000'),
       });
     }
 
@@ -69,6 +69,9 @@ export const script: RoutingScript = {
     const targets = await sip.lookup();
     if (targets === null) return sip.reply(404, 'Not Found');
     if (targets.length === 0) return sip.reply(480, 'Temporarily Unavailable');
+    // an audio tap asked for by the caller: X-Audio-Stream: start <ws-url> <mix> <rate> [metadata]
+    const tap = req.get('x-audio-stream');
+    if (req.method === 'INVITE' && tap) sip.tap(tap);
     return sip.relay(targets);
   },
 

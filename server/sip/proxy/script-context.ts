@@ -32,6 +32,8 @@ export function targetFromBinding(b: Binding): Target {
 export class ScriptContext implements RequestContext {
   flags = 0;
   branchFlags = 0;
+  /** taps the script asked for, started with the call */
+  readonly taps: (string | Record<string, unknown>)[] = [];
   readonly method: string;
   readonly proto: TransportKind;
   readonly source: Source;
@@ -102,6 +104,10 @@ export class ScriptContext implements RequestContext {
 
   drop(): Action {
     return { kind: 'drop' };
+  }
+
+  tap(spec: string | Record<string, unknown>): void {
+    this.taps.push(spec);
   }
 
   answerLocally(app: string, params: Record<string, string>): Action {

@@ -1,0 +1,192 @@
+/**
+ * The gateway's audio taps: start one on a call (HTTP API, routing script, a SIP header,
+ * wsbridge), control it (send_text, pause, resume, stop), list them with their state and
+ * counters, and hear their events (connect, disconnect, error, json, play, mark, dtmf,
+ * stop) on one emitter, also logged.
+ *
+ * A tap may be started before the call is answered (from the proxy at INVITE time): it
+ * waits, attaches to the media once the call is answered, and ends if the call ends first.
+ * Every tap closes with its call. All taps share one FrameClock.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Call } from '../calls/call.js';
+import type { CallRegistry } from '../calls/call-registry.js';
+import type { MediaService } from '../media/media-service.js';
+import type { CallInfo } from './dialect.js';
+import { contentTypeRate } from './dialects/wsbridge.js';
+import { FrameClock } from './frame-clock.js';
+import { parseUrl, TapInputError, type TapStartOptions } from './options.js';
+import { Tap, type TapEvent } from './tap.js';
+
+export interface TapServiceEvents {
+  /** every event of every tap (publish these on the gateway's event stream) */
+  event: [TapEvent];
+  started: [Tap];
+  stopped: [Tap, string];
+}
+
+export interface TapServiceDeps {
+  calls: CallRegistry;
+  media: MediaService | null;
+  log: Logger;
+  /** a clock of one's own (tests); default: one per service */
+  clock?: FrameClock;
+  /** options every tap starts with (the config file's), overridden per tap */
+  defaults?: Partial<TapStartOptions>;
+  /** most taps at once (default 2000) */
+  maxTaps?: number;
+}
+
+export interface WsBridgeParams {
+  /** P-wsbridge-websocket-uri, already URL-decoded */
+  uri: string;
+  /** P-wsbridge-websocket-headers: a JSON object (text), fields of the first message */
+  headers?: string | Record<string, unknown> | null;
+  /** P-wsbridge-websocket-content-type: audio/l16;rate=16000 (default) or rate=8000 */
+  contentType?: string | null;
+}
+
+function callInfo(call: Call): CallInfo {
+  return { id: call.id, callId: call.callId, from: call.caller.uri, to: call.callee.uri };
+}
+
+export class TapService extends EventEmitter<TapServiceEvents> {
+  readonly clock: FrameClock;
+  private readonly taps = new Map<string, Tap>();
+  private readonly byCall = new Map<string, Set<Tap>>();
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(private readonly d: TapServiceDeps) {
+    super();
+    this.log = d.log;
+    this.clock = d.clock ?? new FrameClock(5, (e) => this.log.error({ err: e }, 'tap tick failed'));
+    d.calls.on('updated', (call) => this.callUpdated(call));
+    d.calls.on('ended', (call) => this.callEnded(call));
+  }
+
+  /**
+   * Starts a tap on a call (answered or not yet). Throws TapInputError: 404 unknown call,
+   * 409 ended call or no media, 400 bad options, 503 too many taps.
+   */
+  start(callId: string, options: TapStartOptions, how: { attachNow?: boolean } = {}): Tap {
+    if (this.closed) throw new TapInputError(503, 'shutting down');
+    const call = this.d.calls.get(callId);
+    if (!call) throw new TapInputError(404, `no call ${callId}`);
+    if (call.state === 'ended') throw new TapInputError(409, `call ${callId} has ended`);
+    if (!this.d.media) throw new TapInputError(409, 'media is not anchored in this gateway (media.enabled is false): nothing to tap');
+    if (call.state === 'answered' && !this.d.media.has(call.id)) throw new TapInputError(409, `call ${callId} has no media session to tap`);
+    if (this.taps.size >= (this.d.maxTaps ?? 2000)) throw new TapInputError(503, 'too many taps');
+    const opts: TapStartOptions = { ...this.d.defaults, ...options, url: parseUrl(options.url) };
+    const media = this.d.media;
+    const tap = new Tap(callInfo(call), opts, {
+      clock: this.clock,
+      log: this.log,
+      emit: (e) => this.emit('event', e),
+      openPort: () => media.openTap(call.id),
+    });
+    this.taps.set(tap.id, tap);
+    let set = this.byCall.get(call.id);
+    if (!set) this.byCall.set(call.id, (set = new Set()));
+    set.add(tap);
+    tap.once('end', (reason) => {
+      this.taps.delete(tap.id);
+      const s = this.byCall.get(call.id);
+      s?.delete(tap);
+      if (s?.size === 0) this.byCall.delete(call.id);
+      this.emit('stopped', tap, reason);
+    });
+    this.log.info({ tap: tap.id, call: call.id, dialect: tap.dialectName, mix: tap.mix, rate: tap.rate, state: call.state }, 'tap started');
+    this.emit('started', tap);
+    if (call.state === 'answered' || (how.attachNow && media.has(call.id))) void tap.attach();
+    return tap;
+  }
+
+  /**
+   * wsbridge: the gateway answered the caller itself (media.answerAsEndpoint); bridge it to
+   * the WebSocket server. The tap's `ended` tells the caller's leg to hang up; stop() it when
+   * the caller hangs up. Throws TapInputError on a bad URI or content type.
+   */
+  startWsBridge(callId: string, p: WsBridgeParams): Tap {
+    // the P-wsbridge-* headers are URL-encoded; a script may hand them over still encoded
+    const decode = (v: string): string => {
+      try {
+        return v.includes('%') ? decodeURIComponent(v) : v;
+      } catch {
+        return v;
+      }
+    };
+    const rate = contentTypeRate(decode(p.contentType ?? 'audio/l16;rate=16000'));
+    if (rate === null) throw new TapInputError(400, `unsupported content type ${JSON.stringify(p.contentType)}: audio/l16;rate=16000 or audio/l16;rate=8000`);
+    let headers: Record<string, unknown> = {};
+    if (typeof p.headers === 'string' && p.headers.trim() !== '') {
+      try {
+        const text = p.headers.trim().startsWith('%7B') || p.headers.trim().startsWith('%7b') ? decode(p.headers) : p.headers;
+        const h = JSON.parse(text) as unknown;
+        if (h && typeof h === 'object' && !Array.isArray(h)) headers = h as Record<string, unknown>;
+        else throw new Error('not an object');
+      } catch {
+        throw new TapInputError(400, 'P-wsbridge-websocket-headers must be a JSON object');
+      }
+    } else if (p.headers && typeof p.headers === 'object') headers = p.headers;
+    // the gateway itself answered the caller: the media is there before the call is "answered"
+    return this.start(callId, { url: /^wss?%3A/i.test(p.uri) ? decode(p.uri) : p.uri, dialect: 'wsbridge', mix: 'mono', rate, playTo: 'caller', comfortNoise: true, wsbridgeHeaders: headers }, { attachNow: true });
+  }
+
+  get(tapId: string): Tap | undefined {
+    return this.taps.get(tapId);
+  }
+
+  /** the tap or a 404 */
+  require(tapId: string): Tap {
+    const t = this.taps.get(tapId);
+    if (!t) throw new TapInputError(404, `no tap ${tapId}`);
+    return t;
+  }
+
+  list(): Tap[] {
+    return [...this.taps.values()];
+  }
+
+  forCall(callId: string): Tap[] {
+    return [...(this.byCall.get(callId) ?? [])];
+  }
+
+  stop(tapId: string, metadata: string | null = null): void {
+    this.require(tapId).stop('stopped by request', metadata);
+  }
+
+  pause(tapId: string): void {
+    this.require(tapId).pause();
+  }
+
+  resume(tapId: string): void {
+    this.require(tapId).resume();
+  }
+
+  sendText(tapId: string, text: string): void {
+    const t = this.require(tapId);
+    if (!t.sendText(text)) throw new TapInputError(409, `tap ${tapId} is not connected (${t.state})`);
+  }
+
+  get size(): number {
+    return this.taps.size;
+  }
+
+  private callUpdated(call: Call): void {
+    if (call.state !== 'answered') return;
+    for (const tap of this.byCall.get(call.id) ?? []) {
+      if (tap.state === 'pending') void tap.attach();
+    }
+  }
+
+  private callEnded(call: Call): void {
+    for (const tap of this.byCall.get(call.id) ?? []) tap.stop('call ended');
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const tap of this.list()) tap.stop('shutdown');
+  }
+}
