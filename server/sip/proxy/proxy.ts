@@ -47,6 +47,8 @@ export interface ProxyDeps {
   media: MediaService | null;
   /** calls the gateway answers itself (wsbridge) */
   local: LocalEndpoint;
+  /** starts an audio tap the routing script asked for (it waits for the answer itself) */
+  startTap?: (call: Call, spec: string | Record<string, unknown>, log: Logger) => void;
   /** Max-Forwards for requests that come without one */
   maxForwards: number;
 }
@@ -245,6 +247,7 @@ export class Proxy implements TransactionUser {
     this.contexts.set(tx, rc);
     const dialogCall = req.toTag() !== null ? this.d.calls.find(req.callId(), req.fromTag(), req.toTag()) : undefined;
     if (req.method === 'INVITE' && req.toTag() === null) rc.call = this.startCall(ctx);
+    if (rc.call) for (const spec of ctx.taps) this.d.startTap?.(rc.call, spec, ctx.log);
     if (dialogCall?.dialog) {
       const side = sideOf(dialogCall, req);
       dialogCall.dialog[side].cseq = Math.max(dialogCall.dialog[side].cseq, req.cseq().seq);
