@@ -6,7 +6,7 @@
 set -euo pipefail
 BUILD=(meson ninja-build pkg-config g++ python3 libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev
        libabsl-dev libflatbuffers-dev flatbuffers-compiler)
-TEST=(sip-tester baresip baresip-core sox libsox-fmt-all chromium redis-server docker-compose procps iproute2)
+TEST=(sip-tester baresip baresip-core sox libsox-fmt-all chromium redis-server docker-compose openssl procps iproute2)
 want=("${BUILD[@]}")
 [[ ${1:-} == --test ]] && want+=("${TEST[@]}")
 
