@@ -94,7 +94,8 @@ export class PlainLeg extends Leg {
         await this.bindSniffer();
         return;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 200 || this.closed) throw e;
+        if (this.closed) return;
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 200) throw e;
         await new Promise((r) => setTimeout(r, 5));
       }
     }
@@ -117,6 +118,12 @@ export class PlainLeg extends Leg {
       sock.bind(this.opts.port, this.opts.listenIp, () => {
         sock.removeAllListeners('error');
         sock.on('error', () => {});
+        // the leg may have closed while the port was being bound: nobody would own it
+        if (this.closed) {
+          sock.close();
+          resolve();
+          return;
+        }
         this.sniffer = sock;
         resolve();
       });
