@@ -101,7 +101,7 @@ export const ConfigSchema = Type.Object({
     maxPort: Port(49999, 'highest RTP port'),
     timeout: Type.Integer({ minimum: 0, default: 60, description: 'seconds without RTP from a party that should send before the call ends (0: never; rtpengine --timeout)' }),
     latchTimeout: Type.Integer({ minimum: 0, default: 500, description: 'ms to wait for a phone\'s first RTP packet before sending to its SDP address anyway' }),
-    checkInterval: Type.Integer({ minimum: 100, default: 500, description: 'ms between checks of every call\'s media (SSRC changes, timeouts)' }),
+    checkInterval: Type.Integer({ minimum: 100, default: 1000, description: 'ms between checks of every call\'s media (timeouts, phones gone quiet; counters every fifth)' }),
     workerLogLevel: Type.Union([Type.Literal('debug'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('none')], { default: 'error' }),
   }, { additionalProperties: false, default: {} }),
 

@@ -53,6 +53,11 @@ export abstract class Leg extends EventEmitter<LegEvents> {
   /** producer id the consumer is for */
   consuming: string | null = null;
   protected closed = false;
+  /**
+   * Since when the party has sent nothing, as the periodic checks saw its counters (null:
+   * sending). mediasoup 3.19 reports inactivity only for simulcast streams, so we count.
+   */
+  quietSince: number | null = Date.now();
   /** a=mid we use towards this party, and the id of the MID header extension */
   mid = '0';
   midExtId: number | null = null;

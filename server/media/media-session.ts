@@ -40,6 +40,8 @@ export class MediaSession extends EventEmitter<SessionEvents> {
   /** the branch whose callee is connected to the caller (early media, then the answer) */
   connected: number | null = null;
   answered = false;
+  /** when the call was answered (media timeouts count from there), or null */
+  answeredAt: number | null = null;
   private pending: Offer | null = null;
   /** last answer per leg, re-sent as is when the same SDP comes again (183 then 200) */
   private readonly answers = new Map<string, { sessionId: string; version: number; sdp: string; offer: Offer }>();
@@ -53,7 +55,13 @@ export class MediaSession extends EventEmitter<SessionEvents> {
   private closed = false;
   readonly createdAt = Date.now();
 
-  constructor(readonly router: Router, private readonly allocator: PortAllocator, private readonly opts: SessionOptions) {
+  constructor(
+    readonly router: Router,
+    /** gives the (shared) router back when the call ends */
+    private readonly releaseRouter: () => void,
+    private readonly allocator: PortAllocator,
+    private readonly opts: SessionOptions,
+  ) {
     super();
   }
 
@@ -166,6 +174,7 @@ export class MediaSession extends EventEmitter<SessionEvents> {
   select(branch: number): Promise<void> {
     return this.run(async () => {
       this.answered = true;
+      this.answeredAt ??= Date.now();
       this.connected = branch;
       for (const [b, leg] of this.callees) {
         if (b === branch) continue;
@@ -248,6 +257,7 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       leg.codecs = { media, dtmf } satisfies LegCodecs;
       await leg.produce();
       this.answered = true;
+      this.answeredAt ??= Date.now();
       await this.wire();
       return this.describe(leg, [media, ...(dtmf ? [dtmf] : [])], answerDirection(remote.direction), false, remote);
     });
@@ -304,7 +314,7 @@ export class MediaSession extends EventEmitter<SessionEvents> {
     for (const leg of this.callees.values()) leg.close();
     this.callees.clear();
     this.caller = null;
-    this.router.close();
+    this.releaseRouter();
     for (const p of this.ports) this.allocator.release(p);
     this.ports.length = 0;
     this.removeAllListeners();

@@ -1,7 +1,10 @@
 /**
- * mediasoup workers, one per core by default. Each call's router lives on the worker with
- * the fewest routers. A worker that dies is replaced, and the calls it carried are told
- * (they end cleanly: BYE both ways) through the `died` callback.
+ * mediasoup workers, one per core by default, and their routers. A router is shared by the
+ * calls whose payload-type numbering is the same (most calls from the same kind of phone or
+ * browser): making one costs more than a call's transports, and calls on one router do not
+ * hear each other (consumers take only the producers they are given). The least loaded
+ * worker takes a new call; a router goes when its last call does. A worker that dies is
+ * replaced, and the calls it carried are told through `onWorkerDied`.
  */
 import * as mediasoup from 'mediasoup';
 import type { Router, RtpCodecCapability, Worker } from 'mediasoup/types';
@@ -19,6 +22,9 @@ export class WorkerPool {
   /** called when a worker died (its routers are closed by then) */
   onWorkerDied: (worker: Worker) => void = () => {};
   private readonly routers = new Map<Worker, Set<Router>>();
+  /** calls per worker, and the shared routers by worker and numbering */
+  private readonly load = new Map<Worker, number>();
+  private readonly shared = new Map<string, { router: Router | null; users: number; ready: Promise<Router> }>();
 
   constructor(private readonly opts: WorkerPoolOptions, private readonly log: Logger) {}
 
@@ -29,8 +35,11 @@ export class WorkerPool {
   private async spawn(): Promise<Worker> {
     const worker = await mediasoup.createWorker({ logLevel: this.opts.logLevel });
     this.routers.set(worker, new Set());
+    this.load.set(worker, 0);
     worker.on('died', (err) => {
       this.routers.delete(worker);
+      this.load.delete(worker);
+      for (const [key, entry] of this.shared) if (entry.router?.closed) this.shared.delete(key);
       const idx = this.workers.indexOf(worker);
       if (idx >= 0) this.workers.splice(idx, 1);
       if (this.closed) return;
@@ -47,15 +56,66 @@ export class WorkerPool {
     return worker;
   }
 
-  /** A router for one call on the least loaded worker. */
+  /** A router of its own (tests, tools). */
   async createRouter(mediaCodecs: RtpCodecCapability[] = ROUTER_CODECS): Promise<Router> {
-    const worker = [...this.workers].sort((a, b) => (this.routers.get(a)?.size ?? 0) - (this.routers.get(b)?.size ?? 0))[0];
-    if (!worker) throw new Error('no mediasoup worker is running');
+    const worker = this.leastLoaded();
     const router = await worker.createRouter({ mediaCodecs });
+    this.track(worker, router);
+    return router;
+  }
+
+  private leastLoaded(): Worker {
+    const worker = [...this.workers].sort((a, b) => (this.load.get(a) ?? 0) - (this.load.get(b) ?? 0))[0];
+    if (!worker) throw new Error('no mediasoup worker is running');
+    return worker;
+  }
+
+  private track(worker: Worker, router: Router): void {
     const set = this.routers.get(worker)!;
     set.add(router);
     router.observer.once('close', () => set.delete(router));
-    return router;
+  }
+
+  /**
+   * A router numbered `mediaCodecs` for one more call, on the least loaded worker (shared
+   * with that worker's calls of the same numbering); give it back with release().
+   */
+  async acquire(mediaCodecs: RtpCodecCapability[]): Promise<Router> {
+    const worker = this.leastLoaded();
+    this.load.set(worker, (this.load.get(worker) ?? 0) + 1);
+    const key = `${worker.pid}|${mediaCodecs.map((c) => `${c.mimeType}/${c.clockRate}=${c.preferredPayloadType}`).join(',')}`;
+    let entry = this.shared.get(key);
+    if (!entry || entry.router?.closed) {
+      const ready = worker.createRouter({ mediaCodecs });
+      entry = { router: null, users: 0, ready };
+      this.shared.set(key, entry);
+      const e = entry;
+      let router: Router;
+      try {
+        router = await ready;
+      } catch (err) {
+        this.shared.delete(key);
+        this.load.set(worker, (this.load.get(worker) ?? 1) - 1);
+        throw err;
+      }
+      e.router = router;
+      this.track(worker, router);
+      router.appData.key = key;
+      router.appData.worker = worker;
+    }
+    entry.users++;
+    return entry.ready;
+  }
+
+  release(router: Router): void {
+    const key = router.appData.key as string | undefined;
+    const worker = router.appData.worker as Worker | undefined;
+    if (worker && this.load.has(worker)) this.load.set(worker, Math.max(0, (this.load.get(worker) ?? 1) - 1));
+    const entry = key ? this.shared.get(key) : undefined;
+    if (!entry || entry.router !== router) return;
+    if (--entry.users > 0) return;
+    this.shared.delete(key!);
+    router.close();
   }
 
   get pids(): number[] {
