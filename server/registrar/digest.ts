@@ -4,7 +4,7 @@
  * memory and a forged or expired nonce is known without a table.
  */
 import crypto from 'node:crypto';
-import { isWs, scanQuoted, skipWs, unquote } from '../sip/grammar.js';
+import { isWs, scanQuoted, skipWs, trimmedSlice, unquote } from '../sip/grammar.js';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
 
@@ -27,18 +27,20 @@ export function parseCredentials(value: string): Credentials | null {
     i = skipWs(value, i);
     const eq = value.indexOf('=', i);
     if (eq < 0) return null;
-    const name = value.slice(i, eq).trim().toLowerCase();
+    const name = trimmedSlice(value, i, eq).toLowerCase();
     i = skipWs(value, eq + 1);
     let v: string;
     try {
       if (value.charCodeAt(i) === 34) {
         const end = scanQuoted(value, i);
-        v = unquote(value.slice(i, end));
+        // without a quoted-pair inside (the usual case) the value is the text between the quotes
+        const bs = value.indexOf('\\', i + 1);
+        v = bs < 0 || bs >= end - 1 ? value.slice(i + 1, end - 1) : unquote(value.slice(i, end));
         i = end;
       } else {
         let end = value.indexOf(',', i);
         if (end < 0) end = value.length;
-        v = value.slice(i, end).trim();
+        v = trimmedSlice(value, i, end);
         i = end;
       }
     } catch {
@@ -51,8 +53,35 @@ export function parseCredentials(value: string): Credentials | null {
   return { scheme, params };
 }
 
+/** crypto.hash() (Node >= 20.12) is one native call; createHash() is three and an object. */
+const oneShot = typeof crypto.hash === 'function' ? crypto.hash : null;
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return false;
+  return true;
+}
+
 function hash(alg: DigestAlgorithm, s: string): string {
-  return crypto.createHash(alg === 'MD5' ? 'md5' : 'sha256').update(s, 'latin1').digest('hex');
+  const name = alg === 'MD5' ? 'md5' : 'sha256';
+  // crypto.hash() encodes a string as UTF-8; our strings are latin1 (one char per byte):
+  // the same bytes only when every char is ASCII
+  if (oneShot !== null && isAscii(s)) return oneShot(name, s, 'hex');
+  return crypto.createHash(name).update(s, 'latin1').digest('hex');
+}
+
+/** H(method:uri) by algorithm, method and uri: a REGISTER's is the same for every user. */
+const ha2Cache = new Map<string, string>();
+
+function ha2(alg: DigestAlgorithm, method: string, uri: string): string {
+  const text = `${method}:${uri}`;
+  const key = alg + ' ' + text;
+  let h = ha2Cache.get(key);
+  if (h === undefined) {
+    h = hash(alg, text);
+    if (ha2Cache.size >= 1000) ha2Cache.clear(); // the uri is the client's: keep it bounded
+    ha2Cache.set(key, h);
+  }
+  return h;
 }
 
 /** H(username:realm:password), the secret both sides derive the response from. */
@@ -62,16 +91,22 @@ export function ha1(alg: DigestAlgorithm, username: string, realm: string, passw
 
 /** The expected `response` for these credentials (RFC 2617 §3.2.2.1). */
 export function expectedResponse(alg: DigestAlgorithm, secret: string, method: string, c: Map<string, string>): string {
-  const ha2 = hash(alg, `${method}:${c.get('uri') ?? ''}`);
+  const h2 = ha2(alg, method, c.get('uri') ?? '');
   const nonce = c.get('nonce') ?? '';
   const qop = c.get('qop');
-  if (qop) return hash(alg, `${secret}:${nonce}:${c.get('nc') ?? ''}:${c.get('cnonce') ?? ''}:${qop}:${ha2}`);
-  return hash(alg, `${secret}:${nonce}:${ha2}`);
+  if (qop) return hash(alg, `${secret}:${nonce}:${c.get('nc') ?? ''}:${c.get('cnonce') ?? ''}:${qop}:${h2}`);
+  return hash(alg, `${secret}:${nonce}:${h2}`);
 }
 
+/**
+ * Compares two strings in time that depends on their length only (which is public: the
+ * digest's), as crypto.timingSafeEqual does, without making two Buffers for it.
+ */
 export function timingSafeEqualHex(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
-  return crypto.timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'));
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 export type NonceCheck = 'valid' | 'stale' | 'invalid';

@@ -50,7 +50,7 @@ export class FileLocationStore extends MemoryLocationStore {
     return store;
   }
 
-  override async set(aor: string, bindings: Binding[]): Promise<void> {
+  override put(aor: string, bindings: Binding[]): void {
     this.setSync(aor, bindings);
     this.pending.push(JSON.stringify({ a: aor, b: bindings } satisfies JournalLine) + '\n');
     this.lines++;

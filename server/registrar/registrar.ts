@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { parseNameAddr } from '../sip/address.js';
 import { SipError } from '../sip/errors.js';
-import { formatParams, isDigits } from '../sip/grammar.js';
+import { isDigits, type Params } from '../sip/grammar.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { makeResponse } from '../sip/reply.js';
 import { isIpLiteral, unescapeUri, type SipUri } from '../sip/uri.js';
@@ -20,7 +20,7 @@ import {
   timingSafeEqualHex,
   type DigestAlgorithm,
 } from './digest.js';
-import type { LocationStore } from './location-store.js';
+import { MemoryLocationStore, type LocationStore } from './location-store.js';
 
 export interface RegistrarOptions {
   /** false: no challenge, and any user name may register (OpenSIPS save() without www_authorize) */
@@ -45,6 +45,31 @@ export interface RegistrarEvents {
   refreshed: [Binding];
   unregistered: [Binding, 'unregister' | 'expired' | 'connection-closed' | 'replaced' | 'api'];
   authFailed: [{ username: string | null; reason: string; source: string }];
+}
+
+/** What a REGISTER says before the AOR's current bindings are read. */
+class Pending {
+  constructor(
+    readonly user: string,
+    /** ms since the epoch, taken once for the whole REGISTER */
+    readonly now: number,
+    readonly callId: string,
+    readonly cseq: number,
+    readonly headerExpires: number | null,
+    readonly contacts: string[],
+  ) {}
+}
+
+/** The AOR's bindings after a REGISTER, and what changed. */
+interface Plan {
+  current: Binding[];
+  /** false when the REGISTER only asked for the bindings (no Contact) */
+  write: boolean;
+  removed: Binding[];
+  added: Binding[];
+  refreshed: Binding[];
+  /** `Contact: *`: every binding removed */
+  wildcard: boolean;
 }
 
 /** Largest Expires we take literally: RFC 3261 §20.19 delta-seconds is 32 bits. */
@@ -109,15 +134,31 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
    * Returns the response to send; throws nothing.
    */
   async register(req: SipRequest, flags: number): Promise<SipResponse> {
+    // The work is done by the synchronous steps below; this function only waits for the
+    // store. (One big async function kept all its locals in a heap frame per REGISTER.)
     try {
-      return await this.process(req, flags);
+      const start = this.begin(req);
+      if (!(start instanceof Pending)) return start;
+      const store = this.store;
+      let plan: Plan;
+      if (store instanceof MemoryLocationStore) {
+        // the table is in this process (memory, file): read, change and write it in one go
+        plan = this.plan(req, flags, start, store.getSync(start.user));
+        if (plan.write) store.put(start.user, plan.current);
+      } else {
+        plan = this.plan(req, flags, start, await store.get(start.user));
+        if (plan.write) await store.set(start.user, plan.current);
+      }
+      this.announce(plan);
+      return this.ok(req, plan.current, start.now);
     } catch (e) {
       if (e instanceof SipError) return makeResponse(req, e.status, { reason: e.reason, headers: e.headers });
       throw e;
     }
   }
 
-  private async process(req: SipRequest, flags: number): Promise<SipResponse> {
+  /** §10.3 steps 1-5: the AOR, authentication, the request's Expires; or the answer already. */
+  private begin(req: SipRequest): Pending | SipResponse {
     const to = req.to();
     if (to.uri.scheme !== 'sip' && to.uri.scheme !== 'sips') throw new SipError(400, 'To must be a SIP URI');
     const user = to.uri.user === null ? '' : unescapeUri(to.uri.user);
@@ -130,23 +171,26 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     } else if (user === '') {
       throw new SipError(404, 'Not Found');
     }
-
     const now = Date.now();
     const callId = req.callId();
     const cseq = req.cseq().seq;
     const headerExpires = this.parseExpires(req.get('expires'));
-    const contacts = req.getAll('contact');
-    let current = await this.store.get(user);
+    return new Pending(user, now, callId, cseq, headerExpires, req.getAll('contact'));
+  }
 
-    if (contacts.some((c) => c.trim() === '*')) {
+  /** §10.3 steps 6-7: the AOR's bindings after this REGISTER, given those it has now. */
+  private plan(req: SipRequest, flags: number, p: Pending, now: Binding[]): Plan {
+    const { user, callId, cseq, headerExpires, contacts } = p;
+    let current = now;
+    let wildcard = false;
+    for (const c of contacts) if (c.trim() === '*') wildcard = true;
+    if (wildcard) {
       // §10.3 step 6: "*" only alone and with Expires: 0
       if (contacts.length !== 1 || headerExpires !== 0) throw new SipError(400, 'Invalid wildcard Contact');
       for (const b of current) {
         if (b.callId === callId && cseq <= b.cseq) throw new SipError(500, 'Stale CSeq');
       }
-      await this.store.set(user, []);
-      for (const b of current) this.emit('unregistered', b, 'unregister');
-      return this.ok(req, [], now);
+      return { current: [], write: true, removed: current, added: [], refreshed: [], wildcard: true };
     }
 
     const source = req.source;
@@ -176,7 +220,13 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       const regId = regIdText && isDigits(regIdText) ? Number(regIdText) : null;
       const contact = c.uriText;
       // RFC 5626 §6: the same instance and reg-id replace the old flow's binding
-      const existing = current.find((b) => b.contact === contact || (instance !== null && b.instance === instance && b.regId === regId));
+      let existing: Binding | undefined;
+      for (const b of current) {
+        if (b.contact === contact || (instance !== null && b.instance === instance && b.regId === regId)) {
+          existing = b;
+          break;
+        }
+      }
       if (existing && existing.callId === callId && cseq <= existing.cseq) throw new SipError(500, 'Stale CSeq');
       if (expires === 0) {
         if (existing) {
@@ -185,25 +235,22 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
         }
         continue;
       }
-      const params = new Map(c.params);
-      params.delete('expires');
-      params.delete('q');
       const q = c.params.get('q');
       const binding: Binding = {
         aor: user,
         contact,
-        params: formatParams(params),
+        params: c.params.size === 0 ? '' : formatParamsExcept(c.params, 'expires', 'q'),
         instance,
         regId,
         q: q !== undefined && q !== null && Number.isFinite(Number(q)) ? Number(q) : null,
-        expires: now + expires * 1000,
+        expires: p.now + expires * 1000,
         callId,
         cseq,
         flags,
         received,
         nat: source ? behindNat(c.uri, req.via(), source) : false,
         userAgent,
-        registeredAt: existing?.registeredAt ?? now,
+        registeredAt: existing?.registeredAt ?? p.now,
       };
       if (existing) {
         current = current.map((b) => (b === existing ? binding : b));
@@ -218,11 +265,19 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
         added.push(binding);
       }
     }
-    if (contacts.length > 0) await this.store.set(user, current);
-    for (const b of removed) this.emit('unregistered', b, added.some((a) => a.instance !== null && a.instance === b.instance) ? 'replaced' : 'unregister');
+    return { current, write: contacts.length > 0, removed, added, refreshed, wildcard: false };
+  }
+
+  /** The events of a REGISTER, once the store has its result. */
+  private announce(plan: Plan): void {
+    if (plan.wildcard) {
+      for (const b of plan.removed) this.emit('unregistered', b, 'unregister');
+      return;
+    }
+    const added = plan.added;
+    for (const b of plan.removed) this.emit('unregistered', b, added.some((a) => a.instance !== null && a.instance === b.instance) ? 'replaced' : 'unregister');
     for (const b of added) this.emit('registered', b);
-    for (const b of refreshed) this.emit('refreshed', b);
-    return this.ok(req, current, now);
+    for (const b of plan.refreshed) this.emit('refreshed', b);
   }
 
   /** §10.3 step 8: 200 OK listing every current binding with its remaining time. */
@@ -231,7 +286,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       'Contact',
       `<${b.contact}>;expires=${Math.max(0, Math.round((b.expires - now) / 1000))}${b.params}`,
     ]);
-    headers.push(['Date', new Date(now).toUTCString()]);
+    headers.push(['Date', httpDate(now)]);
     return makeResponse(req, 200, { headers });
   }
 
@@ -245,7 +300,8 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
 
   /** Digest authentication (§22.4); null when the request is authenticated. */
   private authenticate(req: SipRequest, account: Account | null, user: string, realm: string): SipResponse | null {
-    const source = req.source ? `${req.source.address}:${req.source.port}` : '?';
+    // only failures name the source: not formatted for every REGISTER
+    const source = (): string => (req.source ? `${req.source.address}:${req.source.port}` : '?');
     let stale = false;
     for (const value of req.getAll('authorization')) {
       const cred = parseCredentials(value);
@@ -257,11 +313,11 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       const nonce = this.nonces.check(p.get('nonce') ?? '');
       if (nonce === 'invalid') continue;
       if (!account) {
-        this.emit('authFailed', { username: p.get('username') ?? null, reason: `unknown user ${user}`, source });
+        this.emit('authFailed', { username: p.get('username') ?? null, reason: `unknown user ${user}`, source: source() });
         return makeResponse(req, 403, { reason: 'Unknown User' });
       }
       if (p.get('username') !== account.username) {
-        this.emit('authFailed', { username: p.get('username') ?? null, reason: 'username does not match the To user', source });
+        this.emit('authFailed', { username: p.get('username') ?? null, reason: 'username does not match the To user', source: source() });
         return makeResponse(req, 403, { reason: 'Username Does Not Match' });
       }
       const key = `${alg}:${account.username}:${realm}`;
@@ -272,7 +328,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       }
       const expected = expectedResponse(alg, secret, req.method, p);
       if (!timingSafeEqualHex(expected, (p.get('response') ?? '').toLowerCase())) {
-        this.emit('authFailed', { username: account.username, reason: 'wrong password', source });
+        this.emit('authFailed', { username: account.username, reason: 'wrong password', source: source() });
         return makeResponse(req, 403, { reason: 'Wrong Password' });
       }
       if (nonce === 'stale') {
@@ -297,7 +353,30 @@ export function behindNat(contact: SipUri, via: Via, source: { transport: string
   if (source.transport !== 'udp') return true;
   if (!isIpLiteral(contact.host)) return true;
   if (via.host !== source.address || (via.port ?? 5060) !== source.port) return true;
-  return isPrivateAddress(contact.host) && contact.host !== source.address;
+  return contact.host !== source.address && isPrivateAddress(contact.host);
+}
+
+/** The Date of our 200s changes once a second; formatting it (~1 µs) once a second is enough. */
+let dateSecond = NaN;
+let dateText = '';
+
+function httpDate(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateText = new Date(now).toUTCString();
+    dateSecond = second;
+  }
+  return dateText;
+}
+
+/** formatParams of `params` without the `skip` names (what a Contact keeps for the binding). */
+function formatParamsExcept(params: Params, skipA: string, skipB: string): string {
+  let out = '';
+  for (const [k, v] of params) {
+    if (k === skipA || k === skipB) continue;
+    out += v === null ? `;${k}` : `;${k}=${v}`;
+  }
+  return out;
 }
 
 function isPrivateAddress(host: string): boolean {

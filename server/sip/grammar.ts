@@ -112,6 +112,9 @@ export function scanQuoted(s: string, i: number): number {
 }
 
 export function unquote(q: string): string {
+  // most quoted strings (tags, nonces, digests) hold no quoted-pair: one slice
+  const bs = q.indexOf('\\', 1);
+  if (bs < 0 || bs >= q.length - 1) return q.slice(1, -1);
   let out = '';
   for (let i = 1; i < q.length - 1; i++) {
     const c = q[i]!;

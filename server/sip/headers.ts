@@ -68,10 +68,25 @@ for (const key of [
 }
 for (const [compact, key] of Object.entries(COMPACT)) KNOWN.set(compact, { key, name: compact });
 
+/** The same spellings by first character, to recognise a name in place (no slice, no hash). */
+const BY_FIRST: (HeaderName[] | undefined)[] = new Array(128);
+for (const h of KNOWN.values()) (BY_FIRST[h.name.charCodeAt(0)] ??= []).push(h);
+
 /**
  * The key and name of a header name read from the wire: the shared strings when it is spelled
  * one of the usual ways, else `name` itself and its key.
  */
 export function headerName(name: string): HeaderName {
   return KNOWN.get(name) ?? { key: headerKey(name), name };
+}
+
+/** headerName(s.slice(start, end)), reading the usual spellings in place. */
+export function headerNameAt(s: string, start: number, end: number): HeaderName {
+  const c = s.charCodeAt(start);
+  const candidates = c < 128 ? BY_FIRST[c] : undefined;
+  if (candidates !== undefined) {
+    const length = end - start;
+    for (const h of candidates) if (h.name.length === length && s.startsWith(h.name, start)) return h;
+  }
+  return headerName(s.slice(start, end));
 }

@@ -25,12 +25,45 @@ export interface CSeq {
 
 const EMPTY = Buffer.alloc(0);
 
+function isSpTab(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/**
+ * CSeq = 1*DIGIT LWS Method (§20.16), as /^[ \t]*(\d{1,10})[ \t]+([^ \t]+)[ \t]*$/ reads
+ * it, without the regular expression.
+ */
+function parseCSeq(v: string): CSeq {
+  const n = v.length;
+  let i = 0;
+  while (i < n && isSpTab(v.charCodeAt(i))) i++;
+  const d0 = i;
+  let seq = 0;
+  while (i < n) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    seq = seq * 10 + (c - 48);
+    i++;
+  }
+  const digits = i - d0;
+  const m0 = i;
+  while (i < n && isSpTab(v.charCodeAt(i))) i++;
+  const m1 = i;
+  while (i < n && !isSpTab(v.charCodeAt(i))) i++;
+  const m2 = i;
+  while (i < n && isSpTab(v.charCodeAt(i))) i++;
+  if (digits < 1 || digits > 10 || m1 === m0 || m2 === m1 || i < n) throw new SipParseError('malformed CSeq');
+  // RFC 3261 §8.1.1.5: the sequence number MUST be expressible as a 32-bit unsigned integer
+  // and less than 2**31.
+  if (seq >= 2 ** 31) throw new SipParseError('CSeq number too large');
+  return { seq, method: m2 - m1 === 8 && v.startsWith('REGISTER', m1) ? 'REGISTER' : v.slice(m1, m2) };
+}
+
 export abstract class SipMessage {
   headers: Header[];
   body: Buffer;
   /** where the message came from; null for messages we build */
   source: Source | null = null;
-  private parsed: Map<string, unknown> | null = null;
 
   constructor(headers: Header[], body: Buffer = EMPTY) {
     this.headers = headers;
@@ -111,27 +144,39 @@ export abstract class SipMessage {
     return this.headers.splice(idx, 1)[0]!.value;
   }
 
-  private invalidate(key: string): void {
-    this.parsed?.delete(key);
-  }
+  // Parsed forms of the headers a proxy reads, made on first use and dropped when the header
+  // changes (one field each: a Map and a closure per lookup cost more than the parsing).
+  private viaCache: Via | null = null;
+  private cseqCache: CSeq | null = null;
+  private fromCache: NameAddr | null = null;
+  private toCache: NameAddr | null = null;
 
-  private memo<T>(key: string, make: () => T): T {
-    if (this.parsed === null) this.parsed = new Map();
-    let v = this.parsed.get(key) as T | undefined;
-    if (v === undefined) {
-      v = make();
-      this.parsed.set(key, v);
+  private invalidate(key: string): void {
+    switch (key) {
+      case 'via': this.viaCache = null; break;
+      case 'cseq': this.cseqCache = null; break;
+      case 'from': this.fromCache = null; break;
+      case 'to': this.toCache = null; break;
     }
-    return v;
   }
 
   /** The top Via (each list value is its own header entry after parsing). */
   via(): Via {
-    return this.memo('via', () => {
+    if (this.viaCache === null) {
       const v = this.get('via');
       if (v === undefined) throw new SipParseError('missing Via');
-      return parseVia(v);
-    });
+      this.viaCache = parseVia(v);
+    }
+    return this.viaCache;
+  }
+
+  /**
+   * Replaces the top Via with `value`, whose parsed form the caller already has (the stack
+   * stamping `received`/`rport`): parseVia(value) would give the same Via again.
+   */
+  replaceTopVia(value: string, parsed: Via): void {
+    this.replaceFirst('via', value);
+    this.viaCache = parsed;
   }
 
   vias(): Via[] {
@@ -145,33 +190,30 @@ export abstract class SipMessage {
   }
 
   cseq(): CSeq {
-    return this.memo('cseq', () => {
+    if (this.cseqCache === null) {
       const v = this.get('cseq');
       if (v === undefined) throw new SipParseError('missing CSeq');
-      const m = /^[ \t]*(\d{1,10})[ \t]+([^ \t]+)[ \t]*$/.exec(v);
-      if (!m) throw new SipParseError('malformed CSeq');
-      const seq = Number(m[1]);
-      // RFC 3261 §8.1.1.5: the sequence number MUST be expressible as a 32-bit unsigned integer
-      // and less than 2**31.
-      if (seq >= 2 ** 31) throw new SipParseError('CSeq number too large');
-      return { seq, method: m[2]! };
-    });
+      this.cseqCache = parseCSeq(v);
+    }
+    return this.cseqCache;
   }
 
   from(): NameAddr {
-    return this.memo('from', () => {
+    if (this.fromCache === null) {
       const v = this.get('from');
       if (v === undefined) throw new SipParseError('missing From');
-      return parseNameAddr(v);
-    });
+      this.fromCache = parseNameAddr(v);
+    }
+    return this.fromCache;
   }
 
   to(): NameAddr {
-    return this.memo('to', () => {
+    if (this.toCache === null) {
       const v = this.get('to');
       if (v === undefined) throw new SipParseError('missing To');
-      return parseNameAddr(v);
-    });
+      this.toCache = parseNameAddr(v);
+    }
+    return this.toCache;
   }
 
   fromTag(): string | null {
@@ -227,12 +269,14 @@ export class SipRequest extends SipMessage {
 
   /** The Request-URI, parsed (and cached until `uri` changes). */
   requestUri(): SipUri {
-    if (this.uriCache === null || this.uriCache.text !== this.uri) {
-      this.uriCache = { text: this.uri, uri: parseUri(this.uri) };
+    if (this.uriCache === null || this.uriCacheText !== this.uri) {
+      this.uriCache = parseUri(this.uri);
+      this.uriCacheText = this.uri;
     }
-    return this.uriCache.uri;
+    return this.uriCache;
   }
-  private uriCache: { text: string; uri: SipUri } | null = null;
+  private uriCache: SipUri | null = null;
+  private uriCacheText = '';
 
   /** A copy a proxy can change without touching the original (§16.6 step 1). */
   clone(): SipRequest {

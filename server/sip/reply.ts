@@ -1,4 +1,5 @@
 /** Responses built from requests (RFC 3261 §8.2.6). Pure. */
+import { isJsSpace } from './grammar.js';
 import { displayName } from './headers.js';
 import { newTag } from './ids.js';
 import { SipResponse, type Header, type SipRequest } from './message.js';
@@ -36,6 +37,35 @@ export interface ReplyOptions {
   contentType?: string;
 }
 
+/** The Server header of everything we answer (shared: headers are never changed in place). */
+const SERVER_HEADER: Header = { key: 'server', name: 'Server', value: SERVER_NAME };
+
+/** Option header names (`Contact`, `WWW-Authenticate`...) -> stored key and written name. */
+const optionNames = new Map<string, { key: string; name: string }>();
+
+function optionName(name: string): { key: string; name: string } {
+  let n = optionNames.get(name);
+  if (n === undefined) {
+    const key = name.toLowerCase();
+    n = { key, name: displayName(key) };
+    if (optionNames.size < 1000) optionNames.set(name, n);
+  }
+  return n;
+}
+
+/** Does a To value carry a tag parameter: /;\s*tag\s*=/i, the test §8.2.6.2 needs, by hand. */
+function hasTagParam(v: string): boolean {
+  for (let i = v.indexOf(';'); i >= 0; i = v.indexOf(';', i + 1)) {
+    let j = i + 1;
+    while (isJsSpace(v.charCodeAt(j))) j++;
+    if ((v.charCodeAt(j) | 32) !== 116 || (v.charCodeAt(j + 1) | 32) !== 97 || (v.charCodeAt(j + 2) | 32) !== 103) continue;
+    j += 3;
+    while (isJsSpace(v.charCodeAt(j))) j++;
+    if (v.charCodeAt(j) === 61) return true;
+  }
+  return false;
+}
+
 /**
  * A response to `req`: Via, From, To, Call-ID and CSeq copied (§8.2.6.2), Timestamp echoed
  * in a 100 (§8.2.6.1). Works on requests that failed validation too: it copies raw values.
@@ -53,7 +83,7 @@ export function makeResponse(req: SipRequest, status: number, opts: ReplyOptions
         break;
       case 'to': {
         let value = h.value;
-        if (opts.toTag !== null && status > 100 && !/;\s*tag\s*=/i.test(value)) value += ';tag=' + (opts.toTag ?? newTag());
+        if (opts.toTag !== null && status > 100 && !hasTagParam(value)) value += ';tag=' + (opts.toTag ?? newTag());
         headers.push({ key: 'to', name: 'To', value });
         break;
       }
@@ -62,10 +92,12 @@ export function makeResponse(req: SipRequest, status: number, opts: ReplyOptions
         break;
     }
   }
-  headers.push({ key: 'server', name: 'Server', value: SERVER_NAME });
-  for (const [name, value] of opts.headers ?? []) {
-    const key = name.toLowerCase();
-    headers.push({ key, name: displayName(key), value });
+  headers.push(SERVER_HEADER);
+  if (opts.headers !== undefined) {
+    for (const [name, value] of opts.headers) {
+      const n = optionName(name);
+      headers.push({ key: n.key, name: n.name, value });
+    }
   }
   const res = new SipResponse(status, opts.reason ?? reasonPhrase(status), headers, opts.body);
   if (opts.body && opts.body.length > 0 && opts.contentType) res.set('content-type', opts.contentType);

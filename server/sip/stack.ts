@@ -82,7 +82,8 @@ export class SipStack {
     const stamped = { ...via, params: new Map(via.params) };
     if (differs) stamped.params.set('received', source.address);
     if (wantsRport) stamped.params.set('rport', String(source.port));
-    req.replaceFirst('via', formatVia(stamped));
+    // what parseVia would make of the new text is `stamped` itself: keep it
+    req.replaceTopVia(formatVia(stamped), stamped);
   }
 
   /**

@@ -103,7 +103,7 @@ export function parseVia(value: string): Via {
       let n = 0;
       while (d < d0 + 5) {
         const c = value.charCodeAt(d);
-        if (c < 48 || c > 57) break;
+        if (!(c >= 48 && c <= 57)) break; // NaN past the end, too
         n = n * 10 + (c - 48);
         d++;
       }

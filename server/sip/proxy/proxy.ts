@@ -122,13 +122,12 @@ export class Proxy implements TransactionUser {
     if (req.method === 'INVITE' && req.body.length > 0 && !isSdp(req.contentType())) {
       return this.reply(tx, 415, undefined, [['Accept', 'application/sdp']]);
     }
-    const log = this.d.log.child({ callId: req.get('call-id') });
-    const ctx = new ScriptContext(req, route, log, this.d.locality, this.d.registrar);
+    const ctx = new ScriptContext(req, route, this.d.log, this.d.locality, this.d.registrar);
     let action: Action;
     try {
       action = await this.d.script.request(ctx);
     } catch (e) {
-      log.error({ err: e }, 'routing script failed');
+      ctx.log.error({ err: e }, 'routing script failed');
       action = ctx.reply(500, 'Routing Script Error');
     }
     await this.execute(action, ctx, tx, invite);
@@ -221,6 +220,9 @@ export class Proxy implements TransactionUser {
   }
 
   private logOutcome(ctx: ScriptContext, status: number, extra: object = {}): void {
+    // every request passes here: build the line only when it will be written (asking the
+    // parent logger, so that a child is not made just to say it will not log)
+    if (!this.d.log.isLevelEnabled('info')) return;
     ctx.log.info({ method: ctx.method, status, from: `${ctx.source.transport}:${ctx.source.address}:${ctx.source.port}`, ...extra }, 'transaction');
   }
 

@@ -38,11 +38,12 @@ export class ScriptContext implements RequestContext {
   readonly proto: TransportKind;
   readonly source: Source;
   readonly routed: boolean;
+  private childLog: Logger | null = null;
 
   constructor(
     readonly req: SipRequest,
     readonly route: RouteInfo,
-    readonly log: Logger,
+    private readonly parentLog: Logger,
     private readonly locality: Locality,
     private readonly registrar: Registrar,
   ) {
@@ -50,6 +51,12 @@ export class ScriptContext implements RequestContext {
     this.source = req.source!;
     this.proto = this.source.transport;
     this.routed = route.routed;
+  }
+
+  /** The request's logger, bound to its Call-ID. pino's child() costs more than routing a
+   *  REGISTER and most requests log nothing at the configured level, so it is made on first use. */
+  get log(): Logger {
+    return (this.childLog ??= this.parentLog.child({ callId: this.req.get('call-id') }));
   }
 
   setFlag(flag: number): void {

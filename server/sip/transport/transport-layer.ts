@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import type { Sender } from '../transaction/transaction-layer.js';
+import { isDottedQuad } from '../uri.js';
 import { UdpTransport, type Receive } from './udp.js';
 import type { Flow } from './ws.js';
 import type { Destination, TransportKind } from './types.js';
@@ -80,7 +81,7 @@ export class TransportLayer implements Sender {
     // IP literals only (names were resolved before): a colon means IPv6
     const family = dest.address.includes(':') ? 6 : 4;
     const sock = this.udp.length === 1 ? this.udp[0] : (this.udp.find((u) => u.family === family) ?? this.udp[0]);
-    if (!sock || (family === 4 && !IPV4.test(dest.address))) return false;
+    if (!sock || (family === 4 && !isDottedQuad(dest.address))) return false;
     return sock.send(buf, dest.port, dest.address);
   }
 
@@ -91,7 +92,6 @@ export class TransportLayer implements Sender {
   }
 }
 
-const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
 export function bracket(host: string): string {
   return net.isIPv6(host) ? `[${host}]` : host;
