@@ -50,7 +50,7 @@
  * Bounded: every run has a call count and time limits; the whole invocation stops itself
  * after --max-seconds; every process it starts is stopped by its PID.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -458,6 +458,19 @@ function runProcess(cmd: string, args: string[], cwd: string, timeoutMs: number,
   return { child, done };
 }
 
+/** INVITE->2xx avg/p50/p99 as the UAC saw them, read from a capture by the anchors' own script. */
+function inviteLatency(pcap: string, uacPort: number): string {
+  try {
+    const out = execFileSync('python3', [path.join(anchorsDir, 'lib', 'sip_latency.py'), pcap, String(uacPort), 'INVITE'], { timeout: 300_000 }).toString();
+    const r = JSON.parse(out) as Record<string, { n: number; avg_ms: number; p50_ms: number; p99_ms: number; max_ms: number } | number>;
+    const ok = r['2xx'];
+    if (typeof ok !== 'object') return `no 2xx in the capture (${out.trim()})`;
+    return `${ok.n} answered, avg ${ok.avg_ms} ms, p50 ${ok.p50_ms} ms, p99 ${ok.p99_ms} ms, max ${ok.max_ms} ms`;
+  } catch (e) {
+    return `not measured (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`;
+  }
+}
+
 function sippStat(file: string): Record<string, string> {
   const rows = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(';'));
   const head = rows[0]!;
@@ -526,6 +539,7 @@ async function runSipp(t: Target): Promise<SippResult> {
   if (capture) {
     capture.child.kill('SIGINT');
     await capture.done;
+    notes.push(`INVITE->2xx from the capture (µs-precise, the anchors' lib/sip_latency.py): ${inviteLatency(path.join(dir, 'sip.pcap'), uacPort)}`);
   }
   const leftovers = await t.leftovers();
   const stat = sippStat(path.join(dir, 'uac_stat.csv'));

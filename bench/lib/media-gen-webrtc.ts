@@ -14,9 +14,9 @@
  * Bounded: every wait has a timeout; the process exits after `maxSeconds`, or when the parent
  * goes away.
  */
-import sdpTransform from 'sdp-transform';
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, useSdesMid, type RTCDtlsTransport, type RTCRtpTransceiver } from 'werift';
 import { WebSocket } from 'ws';
+import { browserLikeLocalSdp } from '../../test/helpers/werift-peer.js';
 import {
   digestAnswer,
   FRAME_MS,
@@ -104,24 +104,6 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
       t = setTimeout(() => rej(new Error(`timeout (${ms} ms) waiting for ${what}`)), ms);
     }),
   ]).finally(() => clearTimeout(t));
-}
-
-/** werift writes c=0.0.0.0 / port 9; a browser's complete offer names its candidate there. Only 127.x UDP candidates are kept. */
-function browserLikeSdp(sdp: string): string {
-  const parsed = sdpTransform.parse(sdp);
-  for (const m of parsed.media) {
-    const cands = (m.candidates ?? []).filter((c) => /^127\./.test(c.ip) && c.transport.toLowerCase() === 'udp');
-    m.candidates = cands;
-    const first = cands[0];
-    if (first && m.port === 9) {
-      m.port = first.port;
-      m.connection = { version: 4, ip: first.ip };
-      if (m.rtcp) m.rtcp = { port: first.port, netType: 'IN', ipVer: 4, address: first.ip };
-    }
-  }
-  const c = parsed.media.flatMap((m) => m.candidates ?? [])[0];
-  if (c && parsed.origin) parsed.origin.address = c.ip;
-  return sdpTransform.write(parsed);
 }
 
 /** werift rejects RFC 3605 `a=rtcp:PORT` without an address (rtpengine writes it so): add one, as the anchors' client does. */
@@ -291,7 +273,7 @@ async function runCall(call: BrowserCall): Promise<void> {
       if (s === 'complete') res();
     });
   }), opts.timeoutMs, `${call.user}: ICE gathering`);
-  call.offer = browserLikeSdp(pc.localDescription!.sdp);
+  call.offer = browserLikeLocalSdp(pc.localDescription!.sdp);
   const watched = new Set<RTCDtlsTransport>();
   const watchAll = (): void => {
     for (const d of pc.dtlsTransports) {

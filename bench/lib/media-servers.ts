@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../../server/paths.js';
-import { anchorsDir } from './servers.js';
+import { anchorsDir, freePort } from './servers.js';
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
@@ -68,21 +68,6 @@ export function udpSockets(pids: number[]): string[] {
 
 export function udpSocketCount(pids: number[]): number {
   return udpSockets(pids).length;
-}
-
-async function freePort(type: 'udp4' | 'tcp'): Promise<number> {
-  if (type === 'udp4') {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-    const port = s.address().port;
-    await new Promise<void>((r) => s.close(() => r()));
-    return port;
-  }
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 export interface GatewayProcess {

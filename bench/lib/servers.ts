@@ -41,7 +41,8 @@ export interface Server {
 }
 
 /** A port that was free a moment ago. */
-async function freePort(type: 'udp4' | 'tcp'): Promise<number> {
+/** A port free on 127.0.0.1 a moment ago (bound, read and closed). */
+export async function freePort(type: 'udp4' | 'tcp'): Promise<number> {
   if (type === 'udp4') {
     const s = dgram.createSocket('udp4');
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));

@@ -37,7 +37,7 @@ function besselI0(x: number): number {
 }
 
 /** Kaiser-windowed sinc low-pass, `n` taps, cutoff `fc` in cycles/sample, unit DC gain. */
-function windowedSinc(n: number, fc: number, beta: number): Float64Array {
+export function windowedSinc(n: number, fc: number, beta: number): Float64Array {
   const h = new Float64Array(n);
   const mid = (n - 1) / 2;
   const i0b = besselI0(beta);

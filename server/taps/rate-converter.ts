@@ -13,7 +13,7 @@
  * another give the output of processing the whole signal at once. Output length varies by
  * at most one sample per chunk; `process` appends to an output array the caller provides.
  */
-import { Resampler, type Rate } from '../audio/resample.js';
+import { Resampler, windowedSinc, type Rate } from '../audio/resample.js';
 
 /** Taps per polyphase branch. */
 const K = 24;
@@ -25,18 +25,6 @@ const MAX_PHASES = 2048;
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
   return a;
-}
-
-function besselI0(x: number): number {
-  let sum = 1;
-  let term = 1;
-  const q = (x * x) / 4;
-  for (let k = 1; k < 50; k++) {
-    term *= q / (k * k);
-    sum += term;
-    if (term < sum * 1e-12) break;
-  }
-  return sum;
 }
 
 interface Design {
@@ -55,15 +43,7 @@ function design(L: number, M: number): Design {
   const n = K * L;
   // cutoff in cycles per sample of the L-fold upsampled signal
   const fc = (0.5 * CUTOFF * Math.min(1, L / M)) / L;
-  const h = new Float64Array(n);
-  const mid = (n - 1) / 2;
-  const i0b = besselI0(BETA);
-  for (let i = 0; i < n; i++) {
-    const t = i - mid;
-    const sinc = t === 0 ? 2 * fc : Math.sin(2 * Math.PI * fc * t) / (Math.PI * t);
-    const r = (2 * i) / (n - 1) - 1;
-    h[i] = (sinc * besselI0(BETA * Math.sqrt(Math.max(0, 1 - r * r)))) / i0b;
-  }
+  const h = windowedSinc(n, fc, BETA);
   const coeffs = new Float64Array(n);
   for (let ph = 0; ph < L; ph++) {
     // each branch normalised to unit DC gain (no ripple from the branch sums at DC)

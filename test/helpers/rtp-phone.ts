@@ -2080,3 +2080,21 @@ export class PhoneCall {
     this.endedD.resolve(this.endInfo);
   }
 }
+
+/**
+ * The usual pair of the integration tests, both registered with `gateway` (host:port): alice
+ * (tone 440 Hz) calls, bob (tone 880 Hz) answers on his own. `alice`/`bob` override options.
+ */
+export async function registeredPair(
+  gateway: string,
+  o: { alice?: Partial<RtpPhoneOptions>; bob?: Partial<RtpPhoneOptions> } = {},
+): Promise<{ alice: RtpPhone; bob: RtpPhone }> {
+  const alice = await RtpPhone.start({ user: 'alice', password: 'pw-alice', gateway, tone: 440, ...o.alice });
+  const bob = await RtpPhone.start({ user: 'bob', password: 'pw-bob', gateway, tone: 880, autoAnswer: { ringMs: 0 }, ...o.bob }).catch(async (e: unknown) => {
+    await alice.close();
+    throw e;
+  });
+  await alice.register();
+  await bob.register();
+  return { alice, bob };
+}

@@ -9,7 +9,7 @@ import { goertzelPower } from '../../server/audio/tone.js';
 import { TapService } from '../../server/taps/tap-service.js';
 import type { TapEvent } from '../../server/taps/tap.js';
 import { startTestGateway, waitFor } from './gateway.js';
-import { RtpPhone, type CodecName, type PhoneCall } from './rtp-phone.js';
+import { registeredPair, type CodecName, type PhoneCall, type RtpPhone } from './rtp-phone.js';
 
 export interface TapRig {
   gw: Gateway;
@@ -53,11 +53,11 @@ export interface TappedCall {
 /** alice (tone `callerTone`) calls bob (tone `calleeTone`), both registered; resolves once audio flows. */
 export async function placeCall(rig: TapRig, o: { callerTone?: number | null; calleeTone?: number | null; codecs?: CodecName[] } = {}): Promise<TappedCall> {
   const gateway = `127.0.0.1:${rig.gw.ports.udp}`;
-  const alice = await RtpPhone.start({ user: 'alice', password: 'pw-alice', gateway, tone: o.callerTone === undefined ? 440 : o.callerTone, codecs: o.codecs ?? ['PCMU'] });
-  const bob = await RtpPhone.start({ user: 'bob', password: 'pw-bob', gateway, tone: o.calleeTone === undefined ? 880 : o.calleeTone, codecs: o.codecs ?? ['PCMU'], autoAnswer: { ringMs: 20 } });
+  const { alice, bob } = await registeredPair(`127.0.0.1:${rig.gw.ports.udp}`, {
+    alice: { tone: o.callerTone === undefined ? 440 : o.callerTone, codecs: o.codecs ?? ['PCMU'] },
+    bob: { tone: o.calleeTone === undefined ? 880 : o.calleeTone, codecs: o.codecs ?? ['PCMU'], autoAnswer: { ringMs: 20 } },
+  });
   rig.phones.push(alice, bob);
-  await alice.register();
-  await bob.register();
   const before = new Set(rig.gw.calls.list().map((c) => c.id));
   const call = alice.call('bob');
   await call.answered;

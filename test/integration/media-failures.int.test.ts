@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Gateway } from '../../server/gateway.js';
 import { startTestGateway, waitFor } from '../helpers/gateway.js';
-import { RtpPhone } from '../helpers/rtp-phone.js';
+import { registeredPair, type RtpPhone } from '../helpers/rtp-phone.js';
 
 describe('calls whose media is gone', () => {
   let gw: Gateway;
@@ -16,11 +16,7 @@ describe('calls whose media is gone', () => {
 
   before(async () => {
     gw = await startTestGateway({ media: { timeout: 2, checkInterval: 200, minPort: 45000, maxPort: 45999 } });
-    const gateway = `127.0.0.1:${gw.ports.udp}`;
-    alice = await RtpPhone.start({ user: 'alice', password: 'pw-alice', gateway, tone: 440 });
-    bob = await RtpPhone.start({ user: 'bob', password: 'pw-bob', gateway, tone: 880, autoAnswer: { ringMs: 0 } });
-    await alice.register();
-    await bob.register();
+    ({ alice, bob } = await registeredPair(`127.0.0.1:${gw.ports.udp}`));
   });
   after(async () => {
     await alice?.close();

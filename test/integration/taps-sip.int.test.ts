@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Gateway } from '../../server/gateway.js';
 import { detectTone } from '../../server/audio/tone.js';
 import { startTestGateway, waitFor } from '../helpers/gateway.js';
-import { RtpPhone } from '../helpers/rtp-phone.js';
+import { registeredPair, type RtpPhone } from '../helpers/rtp-phone.js';
 import { WsTapServer } from '../helpers/ws-tap-server.js';
 
 function pcm(frames: { data: Buffer }[]): Int16Array {
@@ -26,11 +26,7 @@ describe('taps asked for in SIP', () => {
   before(async () => {
     gw = await startTestGateway({ media: { minPort: 39000, maxPort: 39199 } });
     server = await WsTapServer.start();
-    const gateway = `127.0.0.1:${gw.ports.udp}`;
-    alice = await RtpPhone.start({ user: 'alice', password: 'pw-alice', gateway, tone: 440 });
-    bob = await RtpPhone.start({ user: 'bob', password: 'pw-bob', gateway, tone: 880, autoAnswer: { ringMs: 0 } });
-    await alice.register();
-    await bob.register();
+    ({ alice, bob } = await registeredPair(`127.0.0.1:${gw.ports.udp}`));
   });
   after(async () => {
     await alice?.close();
