@@ -117,6 +117,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
         timeout: m.timeout,
         latchTimeout: m.latchTimeout,
         checkInterval: m.checkInterval,
+        routerIdleTimeout: m.routerIdleTimeout,
         workerLogLevel: m.workerLogLevel,
       }, log.child({ component: 'media' }));
       await media.start();

@@ -100,7 +100,9 @@ export async function startGateway(config: Record<string, unknown>, logDir: stri
   };
   fs.writeFileSync(file, JSON.stringify(cfg, null, 1));
   const out = fs.openSync(logFile, 'a');
-  const child: ChildProcess = spawn(process.execPath, [path.join(projectRoot, 'dist', 'server', 'main.js'), '--config', file], {
+  // e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway under load
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, path.join(projectRoot, 'dist', 'server', 'main.js'), '--config', file], {
     stdio: ['ignore', out, out],
   });
   fs.closeSync(out);

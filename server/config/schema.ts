@@ -102,6 +102,7 @@ export const ConfigSchema = Type.Object({
     timeout: Type.Integer({ minimum: 0, default: 60, description: 'seconds without RTP from a party that should send before the call ends (0: never; rtpengine --timeout)' }),
     latchTimeout: Type.Integer({ minimum: 0, default: 500, description: 'ms to wait for a phone\'s first RTP packet before sending to its SDP address anyway' }),
     checkInterval: Type.Integer({ minimum: 100, default: 1000, description: 'ms between checks of every call\'s media (timeouts, phones gone quiet; counters every fifth)' }),
+    routerIdleTimeout: Type.Integer({ minimum: 0, default: 30, description: 'seconds a mediasoup router with no call left stays open for the next call of the same codecs (0: closed with its last call)' }),
     workerLogLevel: Type.Union([Type.Literal('debug'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('none')], { default: 'error' }),
   }, { additionalProperties: false, default: {} }),
 

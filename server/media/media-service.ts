@@ -28,6 +28,8 @@ export interface MediaOptions {
   latchTimeout: number;
   /** ms between checks of every call's media */
   checkInterval: number;
+  /** seconds an idle shared router waits for the next call */
+  routerIdleTimeout: number;
   workerLogLevel: 'debug' | 'warn' | 'error' | 'none';
 }
 
@@ -53,7 +55,7 @@ export class MediaService extends EventEmitter<MediaEvents> {
 
   constructor(private readonly opts: MediaOptions, private readonly log: Logger) {
     super();
-    this.pool = new WorkerPool({ count: opts.workers, logLevel: opts.workerLogLevel }, log);
+    this.pool = new WorkerPool({ count: opts.workers, logLevel: opts.workerLogLevel, routerIdleMs: opts.routerIdleTimeout * 1000 }, log);
     this.ports = new PortAllocator(opts.minPort, opts.maxPort);
     // mediasoup closes a dead worker's routers before it reports the death: the calls whose
     // router is closed are the ones that were on it
