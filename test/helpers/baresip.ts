@@ -48,6 +48,7 @@ import path from 'node:path';
 import { dominantFrequency, detectTone, ToneGenerator } from '../../server/audio/tone.js';
 import { encodeWav, parseWav, type WavAudio } from '../../server/audio/wav.js';
 import type { Gateway } from '../../server/gateway.js';
+import { within as withinOr } from './latch.js';
 
 export const BARESIP_BIN = 'baresip';
 export const BARESIP_MODULES = '/usr/lib/baresip/modules';
@@ -678,17 +679,5 @@ function mono(a: WavAudio): Int16Array {
 }
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new BaresipTimeoutError(`${what}: nothing after ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
+  return withinOr(p, ms, what, (m) => new BaresipTimeoutError(m));
 }

@@ -40,6 +40,7 @@ import type { RTCSession } from 'jssip/lib/RTCSession.js';
 import type { UA } from 'jssip/lib/UA.js';
 import sdpTransform from 'sdp-transform';
 import { WebSocket as WsWebSocket } from 'ws';
+import { Latch, within as withinOr } from './latch.js';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -78,46 +79,7 @@ export class CallFailedError extends SipFailureError {
 
 /** `p`, or a TimeoutError naming `what` after `ms`. The timer never outlives the wait. */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new TimeoutError(`${what}: nothing after ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
-}
-
-/** A promise settled from outside, whose rejection is never reported as unhandled. */
-class Latch<T> {
-  readonly promise: Promise<T>;
-  settled = false;
-  value: T | undefined;
-  private res!: (v: T) => void;
-  private rej!: (e: unknown) => void;
-  constructor() {
-    this.promise = new Promise<T>((res, rej) => {
-      this.res = res;
-      this.rej = rej;
-    });
-    this.promise.catch(() => undefined);
-  }
-  resolve(v: T): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.value = v;
-    this.res(v);
-  }
-  reject(e: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.rej(e);
-  }
+  return withinOr(p, ms, what, (m) => new TimeoutError(m));
 }
 
 // ---------------------------------------------------------------------------------------------

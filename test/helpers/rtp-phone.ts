@@ -56,6 +56,7 @@ import { SipRequest, type SipMessageAny, type SipResponse } from '../../server/s
 import { headerList, parseMessage } from '../../server/sip/parser.js';
 import { makeResponse, reasonPhrase } from '../../server/sip/reply.js';
 import { buildAckForError, buildCancel } from '../../server/sip/requests.js';
+import { Latch } from './latch.js';
 
 // =============================================================================================
 // waits and errors
@@ -96,34 +97,6 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A promise settled from outside, once; a rejection nobody awaits is not "unhandled". */
-class Deferred<T> {
-  readonly promise: Promise<T>;
-  settled = false;
-  private res!: (v: T) => void;
-  private rej!: (e: Error) => void;
-
-  constructor() {
-    this.promise = new Promise<T>((resolve, reject) => {
-      this.res = resolve;
-      this.rej = reject;
-    });
-    this.promise.catch(() => undefined);
-  }
-
-  resolve(v: T): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.res(v);
-  }
-
-  reject(e: Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.rej(e);
-  }
 }
 
 // =============================================================================================
@@ -514,7 +487,7 @@ interface AudioChunk {
 interface DigitJob {
   digit: string;
   durationMs: number;
-  done: Deferred<void>;
+  done: Latch<void>;
 }
 
 /** Bounds on what one call records (a test call lasts seconds; this is minutes). */
@@ -624,7 +597,7 @@ export class RtpMedia {
     }
     let last: Promise<void> = Promise.resolve();
     for (const digit of digits) {
-      const job = { digit, durationMs, done: new Deferred<void>() };
+      const job = { digit, durationMs, done: new Latch<void>() };
       this.digits.push(job);
       last = job.done.promise;
     }
@@ -814,7 +787,7 @@ interface Peer {
 }
 
 class ClientTx {
-  readonly final = new Deferred<SipResponse>();
+  readonly final = new Latch<SipResponse>();
   readonly isInvite: boolean;
   provisional = false;
   finalSeen = false;
@@ -899,7 +872,7 @@ export class RtpPhone {
   private readonly callsById = new Map<string, PhoneCall>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly incomingQueue: PhoneCall[] = [];
-  private readonly incomingWaiters: Deferred<PhoneCall>[] = [];
+  private readonly incomingWaiters: Latch<PhoneCall>[] = [];
   private incomingHandler: ((call: PhoneCall) => void) | null = null;
   private readonly registration = { callId: newCallId(LOCAL_ADDRESS), tag: newTag(), cseq: 0 };
   private nonceCount = 0;
@@ -1029,7 +1002,7 @@ export class RtpPhone {
   nextIncoming(timeoutMs = this.timeoutMs): Promise<PhoneCall> {
     const queued = this.incomingQueue.shift();
     if (queued) return Promise.resolve(queued);
-    const d = new Deferred<PhoneCall>();
+    const d = new Latch<PhoneCall>();
     this.incomingWaiters.push(d);
     return within(d.promise, timeoutMs, `an incoming call at ${this.user}`).catch((e: Error) => {
       const i = this.incomingWaiters.indexOf(d);
@@ -1349,9 +1322,9 @@ export class PhoneCall {
   finalSent = false;
 
   private readonly media: RtpMedia;
-  private readonly answeredD = new Deferred<void>();
-  private readonly ringingD = new Deferred<number>();
-  private readonly endedD = new Deferred<CallEnd>();
+  private readonly answeredD = new Latch<void>();
+  private readonly ringingD = new Latch<number>();
+  private readonly endedD = new Latch<CallEnd>();
   private readonly callTimers = new Set<NodeJS.Timeout>();
 
   // dialog state (RFC 3261 §12)

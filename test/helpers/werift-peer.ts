@@ -86,6 +86,7 @@ import {
   type RTCPeerConnectionLike,
   type SessionDescriptionLike,
 } from './jssip-ua.js';
+import { Latch } from './latch.js';
 
 export const MID_EXT_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -228,31 +229,6 @@ function readCodecMap(sdp: string | undefined): { map: Map<number, CodecEntry>; 
   const ext = (m?.ext ?? []).find((e) => e.uri === MID_EXT_URI);
   const direction = (m?.direction ?? (parsed as { direction?: Direction }).direction ?? 'sendrecv') as Direction;
   return { map, midExtId: ext ? ext.value : null, mid: m?.mid !== undefined ? String(m.mid) : null, direction };
-}
-
-/** Latch: a promise settled from outside whose rejection is never unhandled. */
-class Latch<T> {
-  readonly promise: Promise<T>;
-  settled = false;
-  private res!: (v: T) => void;
-  private rej!: (e: unknown) => void;
-  constructor() {
-    this.promise = new Promise<T>((res, rej) => {
-      this.res = res;
-      this.rej = rej;
-    });
-    this.promise.catch(() => undefined);
-  }
-  resolve(v: T): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.res(v);
-  }
-  reject(e: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.rej(e);
-  }
 }
 
 /**
