@@ -23,6 +23,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { encodeUlaw } from '../server/audio/g711.js';
 import { ToneGenerator } from '../server/audio/tone.js';
+import { procCpu } from './lib/media-servers.js';
 
 const arg = (name: string, def: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 
@@ -80,16 +81,6 @@ async function gatewayRole(): Promise<void> {
 
 // ------------------------------------------------------------------------------ driver role
 
-const CLK_TCK = 100;
-function cpuOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
 
 function childPids(pid: number): number[] {
   try {
@@ -256,7 +247,7 @@ async function driver(): Promise<void> {
       child.send({ cmd: 'stats' });
       return p;
     })()) as { sent: number; played: number; dropped: number; clock: { caughtUp: number; skipped: number } };
-    const c0 = { node: cpuOf(pid), worker: workers.reduce((a, w) => a + cpuOf(w), 0), me: process.cpuUsage() };
+    const c0 = { node: procCpu(pid), worker: workers.reduce((a, w) => a + procCpu(w), 0), me: process.cpuUsage() };
     deviations.length = 0;
     for (const st of jit.values()) {
       st.sum = 0;
@@ -277,7 +268,7 @@ async function driver(): Promise<void> {
     const s1 = (await p1) as { sent: number; played: number; dropped: number; clock: { caughtUp: number; skipped: number; maxLateMs: number; lastTickMs: number }; mem: number };
     if (process.env.BENCH_DEBUG) console.log(`    gateway clock: max late ${s1.clock.maxLateMs.toFixed(1)} ms, last tick ${s1.clock.lastTickMs.toFixed(2)} ms; gateway loop delay p99 ${(s1 as unknown as { loopP99: number }).loopP99.toFixed(1)} max ${(s1 as unknown as { loopMax: number }).loopMax.toFixed(1)} ms`);
     const me = process.cpuUsage(c0.me);
-    const c1 = { node: cpuOf(pid), worker: workers.reduce((a, w) => a + cpuOf(w), 0) };
+    const c1 = { node: procCpu(pid), worker: workers.reduce((a, w) => a + procCpu(w), 0) };
     running = false;
     const dev = Float64Array.from(deviations).sort();
     const perTap = [...jit.values()].filter((x) => x.n > 0).map((x) => x.sum / x.n);

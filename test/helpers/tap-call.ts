@@ -9,6 +9,7 @@ import { goertzelPower } from '../../server/audio/tone.js';
 import { TapService } from '../../server/taps/tap-service.js';
 import type { TapEvent } from '../../server/taps/tap.js';
 import { startTestGateway, waitFor } from './gateway.js';
+import { WsTapServer } from './ws-tap-server.js';
 import { registeredPair, type CodecName, type PhoneCall, type RtpPhone } from './rtp-phone.js';
 
 export interface TapRig {
@@ -36,6 +37,18 @@ export async function startRig(): Promise<TapRig> {
     },
   };
   return rig;
+}
+
+/** A rig and a `ws` tap server, as the taps' suites start them in before(). */
+export async function startRigAndServer(): Promise<{ rig: TapRig; server: WsTapServer }> {
+  const rig = await startRig();
+  return { rig, server: await WsTapServer.start() };
+}
+
+/** after(): the server first (its sockets), then the rig. */
+export async function closeRigAndServer(rig: TapRig | undefined, server: WsTapServer | undefined): Promise<void> {
+  await server?.close();
+  await rig?.close();
 }
 
 export interface TappedCall {

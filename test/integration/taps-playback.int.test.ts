@@ -15,7 +15,7 @@ import { projectRoot } from '../../server/paths.js';
 import type { Tap } from '../../server/taps/tap.js';
 import { waitFor } from '../helpers/gateway.js';
 import { sleep } from '../helpers/rtp-phone.js';
-import { placeCall, rms, sineL16, startRig, toneShares, type TapRig } from '../helpers/tap-call.js';
+import { closeRigAndServer, placeCall, rms, sineL16, startRigAndServer, toneShares, type TapRig } from '../helpers/tap-call.js';
 import { echoAsStreamAudio, WsTapServer, type TapConnection } from '../helpers/ws-tap-server.js';
 
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(projectRoot, 'test', 'fixtures', 'taps', name));
@@ -69,14 +69,8 @@ describe('audio taps: playing the server\'s audio into the call', () => {
   let rig: TapRig;
   let server: WsTapServer;
 
-  before(async () => {
-    rig = await startRig();
-    server = await WsTapServer.start();
-  });
-  after(async () => {
-    await server.close();
-    await rig.close();
-  });
+  before(async () => ({ rig, server } = await startRigAndServer()));
+  after(() => closeRigAndServer(rig, server));
 
   async function tapOn(callId: string, opts: Record<string, unknown> = {}): Promise<{ tap: Tap; conn: TapConnection }> {
     const index = server.connections.length;

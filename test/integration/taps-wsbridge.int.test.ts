@@ -13,21 +13,15 @@ import { detectTone } from '../../server/audio/tone.js';
 import { wsbridgeApp } from '../../server/taps/wsbridge-app.js';
 import { waitFor } from '../helpers/gateway.js';
 import { buildSdp, offerFormats, parseSdp, planMedia, RtpMedia, RtpPhone, sleep } from '../helpers/rtp-phone.js';
-import { concat, l16, rms, sineL16, startRig, type TapRig } from '../helpers/tap-call.js';
+import { closeRigAndServer, concat, l16, rms, sineL16, startRigAndServer, type TapRig } from '../helpers/tap-call.js';
 import { WsTapServer } from '../helpers/ws-tap-server.js';
 
 describe('wsbridge', () => {
   let rig: TapRig;
   let server: WsTapServer;
 
-  before(async () => {
-    rig = await startRig();
-    server = await WsTapServer.start();
-  });
-  after(async () => {
-    await server.close();
-    await rig.close();
-  });
+  before(async () => ({ rig, server } = await startRigAndServer()));
+  after(() => closeRigAndServer(rig, server));
 
   test('on a call the gateway answered itself: JSON first, L16 per RTP frame, nothing in silence, audio back, DTMF, close ends the call', async () => {
     const sock = dgram.createSocket('udp4');

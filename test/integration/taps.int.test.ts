@@ -8,21 +8,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TapErrorCode } from '../../server/taps/errors.js';
 import { waitFor } from '../helpers/gateway.js';
-import { concat, l16, placeCall, startRig, toneShares, type TapRig } from '../helpers/tap-call.js';
+import { closeRigAndServer, concat, l16, placeCall, startRigAndServer, toneShares, type TapRig } from '../helpers/tap-call.js';
 import { WsTapServer, type TapConnection } from '../helpers/ws-tap-server.js';
 
 describe('audio taps: mono, mixed, stereo at 8k and 16k', () => {
   let rig: TapRig;
   let server: WsTapServer;
 
-  before(async () => {
-    rig = await startRig();
-    server = await WsTapServer.start();
-  });
-  after(async () => {
-    await server.close();
-    await rig.close();
-  });
+  before(async () => ({ rig, server } = await startRigAndServer()));
+  after(() => closeRigAndServer(rig, server));
 
   test('one call, seven taps at once: first message, frame sizes and timing, tones per channel', async (t) => {
     const c = await placeCall(rig);
