@@ -14,9 +14,9 @@
  * Bounded: every wait has a timeout; the process exits after `maxSeconds`, or when the parent
  * goes away.
  */
-import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, useSdesMid, type RTCDtlsTransport, type RTCRtpTransceiver } from 'werift';
+import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCDtlsTransport, type RTCRtpTransceiver } from 'werift';
 import { WebSocket } from 'ws';
-import { browserLikeLocalSdp } from '../../test/helpers/werift-peer.js';
+import { browserLikeLocalSdp, LOOPBACK_PEER } from '../../test/helpers/werift-peer.js';
 import {
   digestAnswer,
   FRAME_MS,
@@ -199,17 +199,22 @@ async function register(call: BrowserCall): Promise<void> {
   throw new Error(`REGISTER ${call.user}: still challenged`);
 }
 
-function sendAck(call: BrowserCall): void {
-  if (!call.remoteTarget || !call.toTag) return;
-  wsSend(call, sipMessage(`ACK ${call.remoteTarget} SIP/2.0`, [
+/** A request in the call's dialog (ACK of the 2xx, BYE), along its route set. */
+function sendInDialog(call: BrowserCall, method: 'ACK' | 'BYE', cseq: number): void {
+  wsSend(call, sipMessage(`${method} ${call.remoteTarget} SIP/2.0`, [
     ['Via', via(call)],
     ['Max-Forwards', '70'],
     ...call.routes.map((r): [string, string] => ['Route', r]),
     ['From', `<sip:${call.user}@${opts.domain}>;tag=${call.fromTag}`],
     ['To', `<sip:${opts.callee}@${opts.domain}>;tag=${call.toTag}`],
     ['Call-ID', call.callId],
-    ['CSeq', '1 ACK'],
+    ['CSeq', `${cseq} ${method}`],
   ]));
+}
+
+function sendAck(call: BrowserCall): void {
+  if (!call.remoteTarget || !call.toTag) return;
+  sendInDialog(call, 'ACK', 1);
 }
 
 function watchTransport(call: BrowserCall, d: RTCDtlsTransport): void {
@@ -252,14 +257,7 @@ async function runCall(call: BrowserCall): Promise<void> {
 
   const pc = new RTCPeerConnection({
     codecs: { audio: [PCMU], video: [] },
-    headerExtensions: { audio: [useSdesMid()], video: [] },
-    iceServers: [],
-    iceUseIpv4: false,
-    iceUseIpv6: false,
-    iceUseTcp: false,
-    iceAdditionalHostAddresses: ['127.0.0.1'],
-    iceInterfaceAddresses: { udp4: '127.0.0.1' },
-    bundlePolicy: 'max-bundle',
+    ...LOOPBACK_PEER,
   });
   call.pc = pc;
   pc.connectionStateChange.subscribe((s) => call.stateLog.push(`${Date.now() - call.t0}ms conn:${s}`));
@@ -355,15 +353,7 @@ async function teardown(call: BrowserCall, sendBye: boolean): Promise<void> {
   const wasUp = call.phase === 'connected' || call.phase === 'answered';
   if (call.phase !== 'failed') call.phase = 'ended';
   if (sendBye && wasUp && call.remoteTarget && call.toTag) {
-    wsSend(call, sipMessage(`BYE ${call.remoteTarget} SIP/2.0`, [
-      ['Via', via(call)],
-      ['Max-Forwards', '70'],
-      ...call.routes.map((r): [string, string] => ['Route', r]),
-      ['From', `<sip:${call.user}@${opts.domain}>;tag=${call.fromTag}`],
-      ['To', `<sip:${opts.callee}@${opts.domain}>;tag=${call.toTag}`],
-      ['Call-ID', call.callId],
-      ['CSeq', '2 BYE'],
-    ]));
+    sendInDialog(call, 'BYE', 2);
     try {
       const r = await waitResponse(call, call.callId, '2 BYE', opts.timeoutMs);
       if (r.status !== 200) call.error ??= `BYE: ${r.status} ${r.reason}`;

@@ -196,6 +196,21 @@ function codecParameters(codecs: WeriftAudioCodec[], telephoneEvent: boolean, pt
 }
 
 /**
+ * werift options of a browser on loopback: host candidates on 127.0.0.1 only (no STUN, no
+ * other interface), BUNDLE, and the MID header extension browsers send.
+ */
+export const LOOPBACK_PEER = {
+  headerExtensions: { audio: [useSdesMid()], video: [] },
+  iceServers: [],
+  iceUseIpv4: false,
+  iceUseIpv6: false,
+  iceUseTcp: false,
+  iceAdditionalHostAddresses: ['127.0.0.1'],
+  iceInterfaceAddresses: { udp4: '127.0.0.1' },
+  bundlePolicy: 'max-bundle' as const,
+};
+
+/**
  * werift writes `c=IN IP4 0.0.0.0` and `m=audio 9` whatever it gathered; a browser's final
  * description (what JsSIP sends once gathering is complete) names the default candidate there.
  * Also keeps only 127.x host candidates (there should be no other).
@@ -319,14 +334,7 @@ export class WeriftPeer extends EventTarget implements RTCPeerConnectionLike {
     };
     this.pc = new WeriftPeerConnection({
       codecs: { audio: codecParameters(this.opts.codecs, this.opts.telephoneEvent, options.payloadTypes), video: [] },
-      headerExtensions: { audio: [useSdesMid()], video: [] },
-      iceServers: [],
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceUseTcp: false,
-      iceAdditionalHostAddresses: ['127.0.0.1'],
-      iceInterfaceAddresses: { udp4: '127.0.0.1' },
-      bundlePolicy: 'max-bundle',
+      ...LOOPBACK_PEER,
     });
     this.watch(this.pc.iceConnectionStateChange.subscribe((s) => {
       this.stateLog.push(`ice:${s}`);
