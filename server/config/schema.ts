@@ -20,6 +20,11 @@ const User = Type.Object({
   displayName: Type.Optional(Type.String({ description: 'shown in the API and softphone' })),
 }, { additionalProperties: false });
 
+/** The embedded demo accounts: answered only from private sources (the machine and its LAN). */
+export const DEMO_USERS: readonly { username: string; password: string }[] = Object.freeze(
+  ['1000', '1001', '1002', '1003', '1004'].map((u) => Object.freeze({ username: u, password: 'secret' + u })),
+);
+
 export const ConfigSchema = Type.Object({
   sip: Type.Object({
     domains: Type.Array(Type.String(), {
@@ -88,7 +93,7 @@ export const ConfigSchema = Type.Object({
   }, { additionalProperties: false, default: {} }),
 
   users: Type.Array(User, {
-    default: ['1000', '1001', '1002', '1003', '1004'].map((u) => ({ username: u, password: 'secret' + u })),
+    default: DEMO_USERS,
     description: 'accounts allowed to register; the embedded default has demo users 1000-1004 (password secret<user>)',
   }),
 
@@ -126,3 +131,8 @@ export const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>;
 export type UserConfig = Static<typeof User>;
+
+/** Whether the configuration still uses the embedded demo accounts (any of them). */
+export function usesDemoUsers(config: Pick<Config, 'users'>): boolean {
+  return config.users.some((u) => DEMO_USERS.some((d) => d.username === u.username && d.password === u.password));
+}
