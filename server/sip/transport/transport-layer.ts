@@ -2,6 +2,7 @@
  * The transports together: where messages arrive, how a destination is reached (a live flow
  * first, then a datagram), and the addresses we put in Via and Record-Route.
  */
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { Sender } from '../transaction/transaction-layer.js';
 import { isDottedQuad } from '../uri.js';
@@ -21,9 +22,6 @@ export class TransportLayer implements Sender {
   private readonly udp: UdpTransport[] = [];
   private readonly flows = new Map<string, Flow>();
   readonly interfaces: SipInterface[] = [];
-  private flowCounter = 0;
-  /** distinguishes this process's flow ids from a previous run's (flow tokens in Record-Route) */
-  private readonly boot = Date.now().toString(36).slice(-5);
   onFlowClosed: (flow: Flow) => void = () => {};
 
   constructor(private readonly receive: Receive, private readonly onError: (err: Error, where: string) => void) {}
@@ -41,8 +39,9 @@ export class TransportLayer implements Sender {
     this.interfaces.push({ ...iface, host: bracket(iface.host) });
   }
 
+  /** Random, not counted: a flow id must not be guessable from another (it names a connection). */
   nextFlowId(): string {
-    return `${this.boot}-${(++this.flowCounter).toString(36)}`;
+    return randomBytes(9).toString('base64url');
   }
 
   flowOpened(flow: Flow): void {
