@@ -4,6 +4,11 @@
 # real peers the tests drive (SIPp, baresip, Chromium, sox, Redis, docker-compose).
 # Idempotent; runs apt-get only for what is missing.
 set -euo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+  sed -n '2,5s/^# \{0,1\}//p' "$0"
+  echo "usage: $0 [--test]"
+  exit 0
+fi
 BUILD=(meson ninja-build pkg-config g++ python3 libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev
        libabsl-dev libflatbuffers-dev flatbuffers-compiler)
 TEST=(sip-tester baresip baresip-core sox libsox-fmt-all chromium redis-server docker-compose openssl procps iproute2)

@@ -5,6 +5,9 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { answerHelp } from './lib/usage.mjs';
+
+answerHelp(import.meta.url);
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'dist', 'test');
 const layers = process.argv.slice(2);
