@@ -40,6 +40,7 @@ export const ANNOUNCED = '203.0.113.10';
 /** What changes from run to run in what we write: a fresh set per call, like the real legs. */
 export interface RunValues {
   port: number;
+  sessionId: string;
   ufrag: string;
   pwd: string;
   fingerprint: string;
@@ -50,6 +51,7 @@ export interface RunValues {
 export function runValues(): RunValues {
   return {
     port: 2 * randomInt(10000, 30000),
+    sessionId: String(randomInt(1, 2 ** 40)),
     ufrag: randomBytes(12).toString('base64url').slice(0, 16),
     pwd: randomBytes(24).toString('base64url').slice(0, 32),
     fingerprint: [...randomBytes(32)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':'),
@@ -76,7 +78,7 @@ function transport(kind: LegKind, v: RunValues, remote: RemoteMedia | null): Pic
 }
 
 function local(kind: LegKind, v: RunValues, remote: RemoteMedia | null, fields: Omit<LocalMedia, 'kind' | 'address' | 'port' | 'rtcpPort' | 'rtcpMux' | 'ice' | 'fingerprints' | 'sessionId' | 'version' | 'ssrc'>): string {
-  return writeLocal({ ...transport(kind, v, remote), ...fields, ssrc: null, sessionId: '4242424242', version: 1 });
+  return writeLocal({ ...transport(kind, v, remote), ...fields, ssrc: null, sessionId: v.sessionId, version: 1 });
 }
 
 /**
