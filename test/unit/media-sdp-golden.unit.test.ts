@@ -65,7 +65,7 @@ function sections(sdp: string): string[][] {
 /** Differences between a golden file and what was written, as readable lines (none: equal). */
 function compareGolden(expected: string, actual: string): string[] {
   const problems: string[] = [];
-  if (!actual.endsWith('\r\n') || actual.includes('\n') !== actual.includes('\r\n') || /[^\r]\n/.test(actual)) problems.push('lines must end in CRLF');
+  if (!actual.endsWith('\r\n') || /[^\r]\n/.test(actual)) problems.push('lines must end in CRLF (RFC 4566 §5)');
   const want = sections(expected);
   const got = sections(actual);
   if (want.length !== got.length) return [...problems, `${got.length - 1} m-lines written, ${want.length - 1} expected`];
