@@ -71,14 +71,25 @@ export function parseRemote(text: string): RemoteMedia {
     throw new SdpError('unreadable SDP', 400);
   }
   const media = s.media ?? [];
-  const mediaIndex = media.findIndex((m) => m.type === 'audio' && m.port !== 0);
-  const anyAudio = media.findIndex((m) => m.type === 'audio');
-  const idx = mediaIndex >= 0 ? mediaIndex : anyAudio;
-  if (idx < 0) throw new SdpError('no audio stream in the SDP');
+  // SRTP keyed by DTLS (RFC 5763: a fingerprint, UDP/TLS/...) is a browser's; SRTP keyed by
+  // SDES a=crypto (RFC 4568) we cannot do. A phone offering best-effort SRTP repeats the
+  // stream as RTP/AVP on the same port (Polycom, Grandstream OSRTP): that one is ours.
+  const dtls = (x: Media): boolean => /TLS/.test(x.protocol ?? '') || (x.fingerprint ?? s.fingerprint) !== undefined;
+  const srtp = (x: Media): boolean => /SAVP/.test(x.protocol ?? '');
+  const idx = media.findIndex((x) => x.type === 'audio' && x.port !== 0 && (!srtp(x) || dtls(x)));
+  if (idx < 0) {
+    const audio = media.filter((x) => x.type === 'audio');
+    if (audio.some((x) => x.port !== 0)) throw new SdpError('SRTP with SDES keys (a=crypto) is not supported: RTP/AVP or DTLS-SRTP only');
+    // RFC 3264 §6: port zero rejects (or, in an offer, disables) the stream
+    if (audio.length > 0) throw new SdpError('the audio stream is declined (port 0)');
+    throw new SdpError('no audio stream in the SDP');
+  }
   const m = media[idx]!;
   const protocol = m.protocol ?? 'RTP/AVP';
   const ice = (m.iceUfrag ?? s.iceUfrag) && (m.icePwd ?? s.icePwd) ? { ufrag: String(m.iceUfrag ?? s.iceUfrag), pwd: String(m.icePwd ?? s.icePwd) } : null;
-  const kind: LegKind = /SAVP/.test(protocol) || ice !== null ? 'webrtc' : 'rtp';
+  // by the transport, not by ICE: a phone may add ICE to RTP/AVP (linphone), and is answered
+  // without it (RFC 8445 §5.1: no ICE in the answer, no ICE on the call)
+  const kind: LegKind = srtp(m) && dtls(m) ? 'webrtc' : 'rtp';
   const codecs = readCodecs(m);
   const fp = m.fingerprint ?? s.fingerprint;
   const ssrcLine = (m.ssrcs ?? []).find((x) => x.attribute === 'cname') ?? (m.ssrcs ?? [])[0];
