@@ -2,13 +2,12 @@
 import type { Logger } from 'pino';
 import type { Binding } from '../registrar/binding.js';
 import type { Registrar } from '../registrar/registrar.js';
-import { checkMediaFlags } from '../media/flags.js';
+import { checkMediaFlags, type MediaFlags } from '../media/flags.js';
 import type { Action, BranchContext, RelayOptions, RequestContext, RoutingScript, Target } from '../routing/api.js';
 import { parseNameAddr } from '../sip/address.js';
 import type { SipRequest } from '../sip/message.js';
-import { isWebSocket, type Source, type TransportKind } from '../sip/transport/types.js';
+import { isWebSocket, type Destination, type Source, type TransportKind } from '../sip/transport/types.js';
 import { parseUri, unescapeUri, uriTransport } from '../sip/uri.js';
-import type { Branch } from './response-context.js';
 import type { Locality } from './locality.js';
 
 /** The route preprocessing result (§16.4): Route entries of ours consumed, flow token of the last. */
@@ -120,8 +119,17 @@ export class ScriptContext implements RequestContext {
   }
 }
 
+/** What branch_route may set on an outgoing branch (the proxy's Branch). */
+export interface RoutedBranch {
+  readonly index: number;
+  readonly target: Target;
+  readonly dest: Destination;
+  flags: number;
+  media: MediaFlags | null;
+}
+
 /** branch_route for one outgoing branch: the script sets its flags and its media modes. */
-export function runBranchRoute(script: RoutingScript, ctx: ScriptContext, br: Branch): void {
+export function runBranchRoute(script: RoutingScript, ctx: ScriptContext, br: RoutedBranch): void {
   const target = br.target;
   let toWebSocket = isWebSocket(br.dest.transport);
   try {
