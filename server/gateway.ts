@@ -29,8 +29,9 @@ import { Resolver } from './proxy/resolver.js';
 import { FileLocationStore } from './registrar/file-store.js';
 import { MemoryLocationStore, type LocationStore } from './registrar/location-store.js';
 import { Registrar } from './registrar/registrar.js';
-import type { RoutingScript } from './routing/api.js';
+import type { RoutingScript, Stage } from './routing/api.js';
 import { script as defaultScript } from './routing/script.js';
+import { use } from './routing/stages.js';
 import { SipStack } from './sip/stack.js';
 import { Timers } from './sip/transaction/timers.js';
 import { TransactionLayer } from './sip/transaction/transaction-layer.js';
@@ -43,6 +44,8 @@ import { wsbridgeApp } from './taps/wsbridge-app.js';
 export interface GatewayOptions {
   /** a routing script other than server/routing/script.ts (tests, embedding) */
   script?: RoutingScript;
+  /** stages run before the script's own (auth, rate limits): drachtio's use() */
+  stages?: Stage[];
 }
 
 export interface Gateway {
@@ -186,7 +189,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       locality: new Locality(config.sip.domains, transports.interfaces),
       resolver: new Resolver(config.sip.dns),
       registrar,
-      script: opts.script ?? defaultScript,
+      script: use(opts.script ?? defaultScript, ...(opts.stages ?? [])),
       timers,
       log: log.child({ component: 'proxy' }),
       hooks: callMedia,
