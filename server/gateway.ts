@@ -1,7 +1,9 @@
 /**
- * The composition root: config -> logger -> transports -> transactions -> routing -> media
- * -> taps -> http. Nothing else lives here: each piece is built, wired, and closed in
- * reverse order.
+ * The composition root: builds every floor in dependency order (config -> registrar ->
+ * transports -> transactions -> calls, media, taps -> proxy -> http) with no late binding:
+ * each piece gets what it needs in its constructor, and what flows back up (arriving
+ * messages, closed connections, requests for the proxy) goes by event subscription. Closed
+ * in reverse order. See ARCHITECTURE.md for what each floor owns.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -10,37 +12,40 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { CallMedia } from './calls/call-media.js';
 import { CallRegistry } from './calls/call-registry.js';
-import { ConfigError } from './config/load.js';
+import { LocalEndpoint } from './calls/local-endpoint.js';
 import type { Config } from './config/schema.js';
 import { EventBus } from './events/event-bus.js';
 import { publishCalls, publishRegistrations } from './events/publishers.js';
 import { createApp } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
-import { webRoot } from './paths.js';
-import { MediaService } from './media/media-service.js';
 import { tapsRouter } from './http/taps-routes.js';
-import { parseCommand, parseStartBody } from './taps/options.js';
-import { TapService } from './taps/tap-service.js';
-import { wsbridgeApp } from './taps/wsbridge-app.js';
+import { MediaService } from './media/media-service.js';
+import { webRoot } from './paths.js';
+import { Locality } from './proxy/locality.js';
+import { ProxyCore } from './proxy/proxy-core.js';
+import { Resolver } from './proxy/resolver.js';
 import { FileLocationStore } from './registrar/file-store.js';
 import { MemoryLocationStore, type LocationStore } from './registrar/location-store.js';
 import { Registrar } from './registrar/registrar.js';
-import type { RoutingScript } from './routing/api.js';
+import type { RoutingScript, Stage } from './routing/api.js';
 import { script as defaultScript } from './routing/script.js';
-import { LocalEndpoint } from './sip/proxy/local-endpoint.js';
-import { Locality } from './sip/proxy/locality.js';
-import { Proxy } from './sip/proxy/proxy.js';
-import { Resolver } from './sip/proxy/resolver.js';
+import { use } from './routing/stages.js';
 import { SipStack } from './sip/stack.js';
 import { Timers } from './sip/transaction/timers.js';
 import { TransactionLayer } from './sip/transaction/transaction-layer.js';
 import { TransportLayer } from './sip/transport/transport-layer.js';
 import { WsTransport } from './sip/transport/ws.js';
+import { callTapStarter, checkTapDefaults } from './taps/call-taps.js';
+import { TapService } from './taps/tap-service.js';
+import { wsbridgeApp } from './taps/wsbridge-app.js';
 
 export interface GatewayOptions {
   /** a routing script other than server/routing/script.ts (tests, embedding) */
   script?: RoutingScript;
+  /** stages run before the script's own (auth, rate limits): drachtio's use() */
+  stages?: Stage[];
 }
 
 export interface Gateway {
@@ -52,7 +57,9 @@ export interface Gateway {
   readonly transactions: TransactionLayer;
   readonly stack: SipStack;
   readonly media: MediaService | null;
-  readonly proxy: Proxy;
+  readonly proxy: ProxyCore;
+  /** the call controller: media offer/answer at the proxy's hooks, hangups from the middle */
+  readonly callMedia: CallMedia;
   readonly bus: EventBus;
   readonly taps: TapService;
   /** Stops taking calls, waits up to graceMs for calls to end, hangs up the rest, closes. */
@@ -62,6 +69,12 @@ export interface Gateway {
   readonly ports: { udp: number | null; http: number; https: number | null };
   readonly advertise: string;
   close(): Promise<void>;
+}
+
+/** The gateway's run state: read by the proxy (503 to new calls while draining) and by /ready. */
+interface RunState {
+  listening: boolean;
+  draining: boolean;
 }
 
 export async function startGateway(config: Config, log: Logger, opts: GatewayOptions = {}): Promise<Gateway> {
@@ -75,8 +88,11 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       }
     }
   };
+  const state: RunState = { listening: false, draining: false };
   try {
     const advertise = config.sip.advertise ?? detectAddress();
+    // taps: their defaults are checked as a tap's options would be, before anything starts
+    checkTapDefaults(config.taps.defaults);
 
     // registrar and its store
     const store = await openStore(config);
@@ -86,14 +102,15 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     closers.push(() => registrar.stop());
     logRegistrations(registrar, log);
 
-    // transports -> transactions -> proxy
+    // sip: transports -> transactions; the stack parses what the transports receive
     const timers = new Timers(config.sip.timers);
-    let stack: SipStack | null = null;
-    const transports = new TransportLayer((buf, src) => stack!.receive(buf, src), (err, where) => log.warn({ err, where }, 'transport error'));
+    const transports = new TransportLayer();
+    transports.on('transportError', (err, where) => log.warn({ err, where }, 'transport error'));
     closers.push(() => transports.close());
     const transactions = new TransactionLayer(timers, transports);
     closers.push(() => transactions.close());
-    stack = new SipStack(transactions, { forceRport: config.sip.forceRport }, log.child({ component: 'sip' }));
+    const stack = new SipStack(transactions, { forceRport: config.sip.forceRport }, log.child({ component: 'sip' }));
+    transports.on('message', stack.receive);
 
     let udpPort: number | null = null;
     if (config.sip.udp !== false) {
@@ -103,38 +120,17 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
 
     const calls = new CallRegistry();
     closers.push(() => calls.endAll('shutdown'));
+    const media = await startMedia(config, advertise, log);
+    if (media) closers.push(() => media.close());
 
-    // media: rtpengine's job on mediasoup workers
-    let media: MediaService | null = null;
-    if (config.media.enabled) {
-      const m = config.media;
-      media = new MediaService({
-        workers: m.workers || os.cpus().length,
-        listenIp: m.listenAddress,
-        announcedAddress: m.announcedAddress ?? advertise,
-        minPort: m.minPort,
-        maxPort: m.maxPort,
-        timeout: m.timeout,
-        latchTimeout: m.latchTimeout,
-        checkInterval: m.checkInterval,
-        routerIdleTimeout: m.routerIdleTimeout,
-        workerLogLevel: m.workerLogLevel,
-      }, log.child({ component: 'media' }));
-      await media.start();
-      const started = media;
-      closers.push(() => started.close());
-    }
-
-    // http: the softphone, the API and SIP over WebSocket on one port
-    let listening = false;
-    // taps: call audio to WebSocket servers and back (their defaults checked as a tap would be)
-    try {
-      parseStartBody({ url: 'ws://127.0.0.1/', mix: 'mono', rate: '8k', ...config.taps.defaults });
-    } catch (e) {
-      throw new ConfigError(`invalid configuration:\n  taps.defaults: ${(e as Error).message}`);
-    }
+    // taps: call audio to WebSocket servers and back
     const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps });
     closers.push(() => taps.close());
+
+    // calls: the local endpoint (wsbridge) and the call controller at the proxy's hooks
+    const local = new LocalEndpoint({ transactions, transports, calls, media, log: log.child({ component: 'local' }), apps: { wsbridge: wsbridgeApp(taps) } });
+    closers.push(() => local.close());
+    const callMedia = new CallMedia({ calls, media, local, transactions, transports, startTap: callTapStarter(taps), log: log.child({ component: 'proxy' }) });
 
     // events and metrics
     const bus = new EventBus();
@@ -143,13 +139,12 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     taps.on('event', (e) => bus.publish(`tap.${e.name}`, { tapId: e.tapId, call: e.callId, dialect: e.dialect, body: e.body as unknown }));
     const metrics = createMetrics({ registrar, calls, media, stack, tapCount: () => taps.list().length });
 
-    let proxy: Proxy | null = null;
-    let draining = false;
+    // http: the softphone, the API and SIP over WebSocket on one port
     const app = createApp({
       registrar,
       calls,
       media,
-      hangup: (call, reason) => proxy?.hangup(call, reason),
+      hangup: (call, reason) => callMedia.hangup(call, reason),
       users: config.users,
       tapsOf: (id) => taps.forCall(id).map((t) => t.toJSON()),
       extraApi: [tapsRouter(taps)],
@@ -158,14 +153,13 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       log: log.child({ component: 'http' }),
       bus,
       metrics,
-      ready: () => listening && !draining,
+      ready: () => state.listening && !state.draining,
     });
-    const servers: (http.Server | https.Server)[] = [];
     const wsOptions = { path: config.http.wsPath, pingInterval: config.http.wsPingInterval, maxMessageSize: 64 * 1024 };
     // the WebSocket transports close before their HTTP servers (closers run in reverse):
     // server.close() waits for upgraded sockets, which closeAllConnections() leaves alone
     const attachWs = (kind: 'ws' | 'wss', server: http.Server | https.Server): void => {
-      const ws = new WsTransport(kind, wsOptions, () => transports.nextFlowId(), (buf, src) => stack!.receive(buf, src),
+      const ws = new WsTransport(kind, wsOptions, () => transports.nextFlowId(), transports.receive,
         (flow) => transports.flowOpened(flow), (flow) => transports.flowClosed(flow));
       // one upgrade handler per server: the SIP path, else 404 (nothing else upgrades)
       server.on('upgrade', (req, socket, head) => {
@@ -177,7 +171,6 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     const httpServer = http.createServer(app);
     attachWs('ws', httpServer);
     const httpPort = await listen(httpServer, config.http.port, config.http.address);
-    servers.push(httpServer);
     transports.addInterface({ transport: 'ws', host: advertise, port: httpPort });
 
     let httpsPort: number | null = null;
@@ -186,47 +179,31 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       const httpsServer = https.createServer({ cert: fs.readFileSync(tls.cert), key: fs.readFileSync(tls.key) }, app);
       attachWs('wss', httpsServer);
       httpsPort = await listen(httpsServer, tls.port, config.http.address);
-      servers.push(httpsServer);
       transports.addInterface({ transport: 'wss', host: advertise, port: httpsPort });
     }
 
-    const locality = new Locality(config.sip.domains, transports.interfaces);
-    const local = new LocalEndpoint({ transactions, transports, calls, media, log: log.child({ component: 'local' }) });
-    local.register('wsbridge', wsbridgeApp(taps));
-    closers.push(() => local.close());
-    proxy = new Proxy({
+    // proxy: once every interface is known (they are "myself"); it subscribes to the transactions
+    const proxy = new ProxyCore({
       transactions,
       transports,
-      locality,
+      locality: new Locality(config.sip.domains, transports.interfaces),
       resolver: new Resolver(config.sip.dns),
       registrar,
-      calls,
-      script: opts.script ?? defaultScript,
+      script: use(opts.script ?? defaultScript, ...(opts.stages ?? [])),
       timers,
       log: log.child({ component: 'proxy' }),
-      media,
-      local,
-      startTap: (call, spec, clog) => {
-        try {
-          const options = typeof spec === 'string' ? parseCommand(spec) : { action: 'start' as const, options: parseStartBody(spec) };
-          if (options.action !== 'start') throw new Error('a tap asked for by a call must be a start command');
-          const tap = taps.start(call.id, options.options);
-          clog.info({ tap: tap.id }, 'audio tap requested for the call');
-        } catch (e) {
-          clog.warn({ err: e }, 'the call\'s audio tap request was refused');
-        }
-      },
+      hooks: callMedia,
+      draining: () => state.draining,
       maxForwards: config.sip.maxForwards,
     });
-    transactions.tu = proxy;
-    const running = proxy;
-    closers.push(() => running.close());
-    // a closed WebSocket takes its registrations and its calls with it
-    transports.onFlowClosed = (flow) => {
+    closers.push(() => proxy.close());
+    // a closed WebSocket takes its registrations, its branches and its calls with it
+    transports.on('flowClosed', (flow) => {
       void registrar.connectionClosed(flow.id);
-      running.flowClosed(flow.id);
-    };
-    listening = true;
+      proxy.flowClosed(flow.id);
+      callMedia.flowClosed(flow.id);
+    });
+    state.listening = true;
     log.info({ udp: udpPort, http: httpPort, https: httpsPort, advertise, ws: `ws://${advertise}:${httpPort}${config.http.wsPath}`, users: config.users.length }, 'gateway listening');
 
     /**
@@ -234,11 +211,10 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
      * the rest are hung up (BYE both ways); registrations stay in the store for the next start.
      */
     const drain = async (graceMs: number): Promise<void> => {
-      draining = true;
-      running.draining = true;
+      state.draining = true;
       const end = Date.now() + graceMs;
       while (calls.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-      for (const call of calls.list()) running.hangup(call, 'gateway shutting down');
+      for (const call of calls.list()) callMedia.hangup(call, 'gateway shutting down');
       // let the BYEs leave before the sockets close
       if (calls.size > 0 || graceMs > 0) await new Promise((r) => setTimeout(r, 200));
       await close();
@@ -256,7 +232,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       transactions,
       stack,
       media,
-      proxy: running,
+      proxy,
+      callMedia,
       local,
       ports: { udp: udpPort, http: httpPort, https: httpsPort },
       advertise,
@@ -266,6 +243,26 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     await close();
     throw e;
   }
+}
+
+/** The media bridge (rtpengine's job on mediasoup workers), started; null when disabled. */
+async function startMedia(config: Config, advertise: string, log: Logger): Promise<MediaService | null> {
+  if (!config.media.enabled) return null;
+  const m = config.media;
+  const media = new MediaService({
+    workers: m.workers || os.cpus().length,
+    listenIp: m.listenAddress,
+    announcedAddress: m.announcedAddress ?? advertise,
+    minPort: m.minPort,
+    maxPort: m.maxPort,
+    timeout: m.timeout,
+    latchTimeout: m.latchTimeout,
+    checkInterval: m.checkInterval,
+    routerIdleTimeout: m.routerIdleTimeout,
+    workerLogLevel: m.workerLogLevel,
+  }, log.child({ component: 'media' }));
+  await media.start();
+  return media;
 }
 
 async function openStore(config: Config): Promise<LocationStore> {

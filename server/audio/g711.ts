@@ -90,9 +90,6 @@ for (let i = 0; i < 1 << 12; i++) {
   ALAW_ENCODE[i] = alawFrom13(negative ? ~x12 : x12, negative);
 }
 
-/** Read-only views of the decode tables (e.g. for callers building their own loops). */
-export const ulawDecodeTable: Readonly<Int16Array> = ULAW_DECODE;
-export const alawDecodeTable: Readonly<Int16Array> = ALAW_DECODE;
 
 function outInt16(dst: Int16Array | undefined, n: number): Int16Array {
   if (dst === undefined) return new Int16Array(n);
@@ -142,7 +139,3 @@ export function encodeAlaw(src: Int16Array, dst?: Uint8Array): Uint8Array {
   for (let i = 0; i < n; i++) out[i] = ALAW_ENCODE[(src[i]! >> 4) & 0xfff]!;
   return out;
 }
-
-/** The codes for digital silence (what a silent RTP payload of each law is filled with). */
-export const ULAW_SILENCE = 0xff;
-export const ALAW_SILENCE = 0xd5;

@@ -3,7 +3,8 @@
  * forked callee legs, the one that answered). Owns what lives as long as the call: its media
  * session and taps hang off it and close with it.
  */
-import type { MediaFlags } from '../routing/flags.js';
+import type { MediaFlags } from '../media/flags.js';
+import type { Dialog } from '../sip/dialog.js';
 import type { Destination } from '../sip/transport/types.js';
 
 export type CallState = 'calling' | 'ringing' | 'early' | 'answered' | 'ended';
@@ -14,20 +15,6 @@ export interface Party {
   transport: string;
   address: string;
   port: number;
-}
-
-/** How to send an in-dialog request to one side ourselves (to end the call: RFC 3261 §12.2.1.1). */
-export interface DialogSide {
-  /** remote target: the side's Contact URI */
-  target: string;
-  /** where requests to it go (its connection, or the address it sends from) */
-  dest: Destination;
-  /** Route headers towards it (Record-Route entries between us and it, nearest first) */
-  route: string[];
-  /** its own header as it wrote it: From for the caller, To (with tag) for the callee */
-  identity: string;
-  /** highest CSeq it has used in this dialog */
-  cseq: number;
 }
 
 export interface CalleeLeg {
@@ -49,7 +36,7 @@ export class Call {
   readonly legs: CalleeLeg[] = [];
   answeredLeg: number | null = null;
   /** both ends of the dialog, once answered */
-  dialog: { caller: DialogSide; callee: DialogSide } | null = null;
+  dialog: Dialog | null = null;
   /** a media session anchors this call's RTP */
   media = false;
   readonly createdAt = Date.now();

@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Producer, Router } from 'mediasoup/types';
+import type { Side } from '../sip/dialog.js';
 import { isDtmf, isRoutable, negotiate, type LegCodecs, type SdpCodec } from './codecs.js';
 import type { Leg, LegStats } from './leg.js';
 import { PlainLeg } from './plain-leg.js';
@@ -14,7 +15,7 @@ import { answerDirection, MID_EXT_ID, parseRemote, routableCodecs, SdpError, wri
 import { TapPort } from './tap-port.js';
 import { WebRtcLeg } from './webrtc-leg.js';
 
-export type Side = 'caller' | 'callee';
+export type { Side } from '../sip/dialog.js';
 
 export interface SessionOptions {
   listenIp: string;

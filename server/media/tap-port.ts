@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import crypto from 'node:crypto';
 import type { Consumer, DirectTransport, Producer, Router } from 'mediasoup/types';
 import { codecList, toCodecCapability, toRtpCodec, type LegCodecs } from './codecs.js';
-import type { Side } from './media-session.js';
+import type { Side } from '../sip/dialog.js';
 
 export interface TapPortEvents {
   /** an RTP packet a party sent (its own payload types: see codecs(side)) */

@@ -1,17 +1,31 @@
 /**
  * What a routing script sees and returns. The script decides; the core acts: it returns an
- * Action (reply, relay, save, drop) and never touches sockets, transactions or media itself.
+ * Action (reply, relay, save, local, drop) and never touches sockets, transactions or media
+ * itself. Stages (drachtio's `use()`) run before `request` and may answer first (auth, rate
+ * limits); a SipError thrown anywhere in the script becomes that reply.
  */
 import type { Logger } from 'pino';
+import type { MediaFlags } from '../media/flags.js';
 import type { Binding } from '../registrar/binding.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import type { Destination, Source, TransportKind } from '../sip/transport/types.js';
-import type { MediaFlags } from './flags.js';
+
+/**
+ * An audio tap a call asks for: mod_audio_stream's command ("start <ws-url> <mono|mixed|stereo>
+ * <8k|16k> [metadata]") or the HTTP API's start options. It starts with the call and
+ * attaches once the call is answered.
+ */
+export type TapRequest = string | Record<string, unknown>;
+
+export interface RelayOptions {
+  /** audio taps to start with the call (initial INVITE only) */
+  taps?: TapRequest[];
+}
 
 export type Action =
   | { kind: 'reply'; status: number; reason?: string; headers?: [string, string][] }
   /** forward statefully: to these targets (parallel forking), or by Route / Request-URI */
-  | { kind: 'relay'; targets: Target[] | null }
+  | { kind: 'relay'; targets: Target[] | null; taps: TapRequest[] }
   /** registrar: authenticate and save the contacts (with the branch flags set) */
   | { kind: 'save' }
   /** the gateway answers the call itself into an application (wsbridge) */
@@ -39,6 +53,8 @@ export interface RequestContext {
   /** loose_route(): the request carried a Route set through us, now consumed by the core */
   readonly routed: boolean;
   readonly log: Logger;
+  /** the user a stage authenticated the request as (proxy_authorize's $au); null: not authenticated */
+  authUser: string | null;
 
   setFlag(flag: number): void;
   resetFlag(flag: number): void;
@@ -56,16 +72,12 @@ export interface RequestContext {
   lookup(user?: string): Promise<Target[] | null>;
 
   reply(status: number, reason?: string, headers?: [string, string][]): Action;
-  relay(targets?: Target[]): Action;
+  /** t_relay: to the targets (parallel forking), or by Route / Request-URI; `taps` start with the call */
+  relay(targets?: Target[] | null, opts?: RelayOptions): Action;
   save(): Action;
   drop(): Action;
   /** Answer the call in the gateway, into an application: 'wsbridge' (params: uri, headers, contentType). */
   answerLocally(app: string, params: Record<string, string>): Action;
-  /**
-   * Stream the call's audio to a WebSocket server once it is answered: mod_audio_stream's
-   * command ("start <ws-url> <mono|mixed|stereo> <8k|16k> [metadata]") or the API's options.
-   */
-  tap(spec: string | Record<string, unknown>): void;
 }
 
 export interface BranchContext {
@@ -75,7 +87,7 @@ export interface BranchContext {
   readonly toWebSocket: boolean;
   setFlag(flag: number): void;
   isFlagSet(flag: number): boolean;
-  /** how the media layer handles this leg (rtpengine_offer / rtpengine_answer flags) */
+  /** how the media layer handles this leg (typed rtpengine_offer / rtpengine_answer modes) */
   media: MediaFlags | null;
 }
 
@@ -86,11 +98,21 @@ export interface FailureContext {
 }
 
 /**
- * The routes of an OpenSIPS script: `request` is route{}, `branch` is branch_route[] (run
- * once per outgoing branch), `failure` is failure_route[] (run when every branch failed; it
- * may relay again or change the reply; null forwards the best response).
+ * A stage before `request` (drachtio's `use()`, OpenSIPS's proxy_authorize/pike_check at the
+ * top of route{}): return `next()` to go on, or an Action (e.g. `ctx.reply(407, ..., [[
+ * 'Proxy-Authenticate', ...]])`) to answer here. A stage may mark the context (`ctx.authUser`,
+ * flags) for the stages and the route after it.
+ */
+export type Stage = (ctx: RequestContext, next: () => Promise<Action>) => Action | Promise<Action>;
+
+/**
+ * The routes of an OpenSIPS script: `stages` run first, in order; `request` is route{},
+ * `branch` is branch_route[] (run once per outgoing branch), `failure` is failure_route[] (run
+ * when every branch failed; it may relay again or change the reply; null forwards the best
+ * response). `request` and `failure` may throw SipError(status, reason, headers) to reply.
  */
 export interface RoutingScript {
+  stages?: Stage[];
   request(ctx: RequestContext): Action | Promise<Action>;
   branch?(ctx: RequestContext, branch: BranchContext): void;
   failure?(ctx: RequestContext, failure: FailureContext): Action | null | Promise<Action | null>;

@@ -1,7 +1,8 @@
 /**
  * The routing script: the OpenSIPS WebSocket tutorial's logic as TypeScript. Edit this file
  * to change how requests are routed; the core (transactions, forking, Record-Route, CANCEL,
- * media) does what the returned actions say.
+ * media) does what the returned actions say. Checks that come before routing (auth, rate
+ * limits) go in `stages` (see server/routing/stages.ts), a SipError thrown here is its reply.
  */
 import type { RoutingScript } from './api.js';
 import { DST_WS, mediaFlagsFor, SRC_WS } from './flags.js';
@@ -71,8 +72,7 @@ export const script: RoutingScript = {
     if (targets.length === 0) return sip.reply(480, 'Temporarily Unavailable');
     // an audio tap asked for by the caller: X-Audio-Stream: start <ws-url> <mix> <rate> [metadata]
     const tap = req.get('x-audio-stream');
-    if (req.method === 'INVITE' && tap) sip.tap(tap);
-    return sip.relay(targets);
+    return sip.relay(targets, { taps: req.method === 'INVITE' && tap ? [tap] : [] });
   },
 
   // branch_route: choose the media handling of each leg from where it comes and goes

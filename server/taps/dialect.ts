@@ -8,7 +8,9 @@ import type { CodedType } from './coded-audio.js';
 import type { TapErrorCodeValue } from './errors.js';
 import type { Mix, TapRate, TapStartOptions } from './options.js';
 
-export type Side = 'caller' | 'callee';
+import type { Side } from '../sip/dialog.js';
+
+export type { Side };
 
 export interface TapEventBodies {
   connect: { status: 'connected' };

@@ -22,10 +22,6 @@ export function codecKind(c: SdpCodec | null | undefined): CodecKind | null {
   return null;
 }
 
-export function nativeRate(kind: CodecKind): NativeRate {
-  return kind === 'pcmu' || kind === 'pcma' ? 8000 : 16000;
-}
-
 /** Longest decoded packet kept: 120 ms at 16 kHz (Opus' longest frame). */
 export const MAX_DECODED = 1920;
 

@@ -1,6 +1,6 @@
 /**
  * wsbridge as an application the gateway answers calls into (the SIP side is
- * server/sip/proxy/local-endpoint.ts): once the media layer has answered the caller, the tap
+ * server/calls/local-endpoint.ts): once the media layer has answered the caller, the tap
  * connects; the 200 OK goes out when the WebSocket is open (a server that cannot be reached
  * fails the INVITE instead); the server closing ends the call (BYE), the caller's BYE closes
  * the socket.

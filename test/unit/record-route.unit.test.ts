@@ -1,12 +1,12 @@
 /**
- * server/sip/proxy/record-route.ts: Record-Route entries (RFC 3261 §16.6 step 4, double
+ * server/proxy/record-route.ts: Record-Route entries (RFC 3261 §16.6 step 4, double
  * Record-Route of RFC 5658) carrying flow tokens that lead in-dialog requests back to a
  * WebSocket connection or a UDP address behind NAT.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { destinationFromToken, flowToken, recordRoutes, recordRouteUri } from '../../server/sip/proxy/record-route.js';
+import { destinationFromToken, flowToken, recordRoutes, recordRouteUri } from '../../server/proxy/record-route.js';
 import type { SipInterface } from '../../server/sip/transport/transport-layer.js';
 import { parseNameAddr } from '../../server/sip/address.js';
 import { parseUri } from '../../server/sip/uri.js';

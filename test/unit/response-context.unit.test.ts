@@ -1,8 +1,8 @@
-/** chooseBest in server/sip/proxy/response-context.ts: the final response a proxy forwards (RFC 3261 §16.7 step 6). */
+/** chooseBest in server/proxy/response-context.ts: the final response a proxy forwards (RFC 3261 §16.7 step 6). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { chooseBest } from '../../server/sip/proxy/response-context.js';
+import { chooseBest } from '../../server/proxy/response-context.js';
 import { SipResponse } from '../../server/sip/message.js';
 import { reasonPhrase } from '../../server/sip/reply.js';
 

@@ -11,11 +11,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseMessage } from '../../server/sip/parser.js';
 import { SipRequest, SipResponse, type SipMessageAny } from '../../server/sip/message.js';
 import { makeResponse } from '../../server/sip/reply.js';
-import { TransactionLayer, type Sender, type TransactionUser } from '../../server/sip/transaction/transaction-layer.js';
+import { TransactionLayer } from '../../server/sip/transaction/transaction-layer.js';
 import { Timers, type TimerConfig } from '../../server/sip/transaction/timers.js';
 import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransaction } from '../../server/sip/transaction/server-transaction.js';
 import type { ClientTransaction, ClientTxUser } from '../../server/sip/transaction/client-transaction.js';
-import type { Destination } from '../../server/sip/transport/types.js';
+import type { Destination, Sender } from '../../server/sip/transport/types.js';
 
 const UDP: Destination = { transport: 'udp', address: '192.0.2.1', port: 5060 };
 const WS: Destination = { transport: 'ws', address: '192.0.2.9', port: 50000, flowId: 'flow-1' };
@@ -40,7 +40,8 @@ class FakeSender implements Sender {
   }
 }
 
-class RecordingTU implements TransactionUser {
+/** The transaction user: records what the layer emits for it. */
+class RecordingTU {
   readonly requests: { req: SipRequest; tx: ServerTransaction | null }[] = [];
   readonly cancels: { cancel: SipRequest; tx: ServerTransaction; invite: InviteServerTransaction | null }[] = [];
   readonly stray: SipResponse[] = [];
@@ -82,7 +83,9 @@ function setup(cfg: Partial<TimerConfig> = {}): { layer: TransactionLayer; sende
   const sender = new FakeSender();
   const layer = new TransactionLayer(new Timers({ t1: 20, t2: 80, t4: 100, inviteTimeout: 1000, ...cfg }), sender);
   const tu = new RecordingTU();
-  layer.tu = tu;
+  layer.on('request', (req, tx) => tu.onRequest(req, tx));
+  layer.on('cancel', (cancel, tx, invite) => tu.onCancel(cancel, tx, invite));
+  layer.on('stray', (res) => tu.onStrayResponse(res));
   layers.push(layer);
   return { layer, sender, tu };
 }

@@ -1,7 +1,8 @@
 /**
  * Transaction timer values (RFC 3261 §17, Table 4 of Appendix A; Timer L and M of RFC 6026).
  * Over reliable transports the retransmission timers do not run and the linger timers
- * (D, I, J, K) are zero: there is nothing to absorb.
+ * (D, I, J, K) are zero: there is nothing to absorb. The defaults live in the config schema
+ * (server/config/schema.ts, sip.timers), their one source.
  */
 export interface TimerConfig {
   /** RTT estimate, ms (default 500) */
@@ -18,8 +19,6 @@ export interface TimerConfig {
   /** Timer C (§16.6 step 11): how long a proxied INVITE may ring, ms (default 180000) */
   inviteTimeout: number;
 }
-
-export const DEFAULT_TIMERS: TimerConfig = { t1: 500, t2: 4000, t4: 5000, inviteTimeout: 180_000 };
 
 export class Timers {
   constructor(readonly cfg: TimerConfig) {}

@@ -1,11 +1,12 @@
 /**
  * Matches messages to transactions (RFC 3261 §17.1.3, §17.2.3) and creates them. What no
- * transaction claims goes to the transaction user: new requests, ACKs for 2xx, stray
- * responses.
+ * transaction claims is emitted for the transaction user above (the proxy subscribes): new
+ * requests, ACKs for 2xx, CANCELs, stray responses.
  */
+import { EventEmitter } from 'node:events';
 import type { SipRequest, SipResponse } from '../message.js';
 import { makeResponse } from '../reply.js';
-import type { Destination } from '../transport/types.js';
+import type { Destination, Sender } from '../transport/types.js';
 import { MAGIC_COOKIE } from '../via.js';
 import {
   InviteClientTransaction,
@@ -23,32 +24,29 @@ import {
 } from './server-transaction.js';
 import type { Timers } from './timers.js';
 
-export interface TransactionUser {
+/** What the transaction layer hands up: the transaction user's events (§17, "TU"). */
+export interface TransactionEvents {
   /** A request no transaction claims. `tx` is null for ACK, which never has one of its own. */
-  onRequest(req: SipRequest, tx: ServerTransaction | null): void;
+  request: [req: SipRequest, tx: ServerTransaction | null];
   /** A CANCEL, with the INVITE transaction it cancels when one matched (§9.2). */
-  onCancel(cancel: SipRequest, tx: ServerTransaction, invite: InviteServerTransaction | null): void;
+  cancel: [cancel: SipRequest, tx: ServerTransaction, invite: InviteServerTransaction | null];
   /** A response no client transaction claims (e.g. a 2xx retransmitted late). */
-  onStrayResponse(res: SipResponse): void;
+  stray: [res: SipResponse];
 }
 
-export interface Sender {
-  /** false when the message cannot be sent (e.g. the WebSocket flow is gone) */
-  send(buf: Buffer, dest: Destination): boolean;
-}
+export type { Sender };
 
 interface Lingering {
   buf: Buffer;
   dest: Destination;
 }
 
-export class TransactionLayer implements ServerTxHost, ClientTxHost {
+export class TransactionLayer extends EventEmitter<TransactionEvents> implements ServerTxHost, ClientTxHost {
   private readonly servers = new Map<string, ServerTransaction>();
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly completed: Linger<Lingering>;
-  tu: TransactionUser | null = null;
-
   constructor(readonly timers: Timers, private readonly sender: Sender) {
+    super();
     this.completed = new Linger(timers.J);
   }
 
@@ -85,7 +83,6 @@ export class TransactionLayer implements ServerTxHost, ClientTxHost {
   }
 
   receiveRequest(req: SipRequest, responseDest: Destination): void {
-    const tu = this.tu!;
     const method = req.method;
     const key = this.serverKey(req);
     const tx = this.servers.get(key);
@@ -95,7 +92,7 @@ export class TransactionLayer implements ServerTxHost, ClientTxHost {
         return;
       }
       // an ACK for a 2xx is its own end-to-end request (§17.2.1: "not part of the transaction")
-      tu.onRequest(req, null);
+      this.emit('request', req, null);
       return;
     }
     if (tx) {
@@ -114,17 +111,17 @@ export class TransactionLayer implements ServerTxHost, ClientTxHost {
       // generate a provisional or final response within 200 ms" - a proxy cannot know.
       itx.respond(makeResponse(req, 100));
       if (itx.state === 'terminated') return;
-      tu.onRequest(req, itx);
+      this.emit('request', req, itx);
       return;
     }
     const ntx = new NonInviteServerTransaction(key, req, responseDest, this);
     this.servers.set(key, ntx);
     if (method === 'CANCEL') {
       const invite = this.servers.get(this.serverKey(req, 'INVITE'));
-      tu.onCancel(req, ntx, invite instanceof InviteServerTransaction ? invite : null);
+      this.emit('cancel', req, ntx, invite instanceof InviteServerTransaction ? invite : null);
       return;
     }
-    tu.onRequest(req, ntx);
+    this.emit('request', req, ntx);
   }
 
   /** §17.1.3: a response matches the client transaction of its top Via branch and CSeq method. */
@@ -133,7 +130,7 @@ export class TransactionLayer implements ServerTxHost, ClientTxHost {
     const branch = via.params.get('branch') ?? '';
     const tx = this.clients.get(`${branch}|${res.cseq().method}`);
     if (tx) tx.receive(res);
-    else this.tu!.onStrayResponse(res);
+    else this.emit('stray', res);
   }
 
   /** Creates and starts a client transaction; the request's top Via must carry our branch. */

@@ -1,14 +1,24 @@
 /**
  * The transports together: where messages arrive, how a destination is reached (a live flow
- * first, then a datagram), and the addresses we put in Via and Record-Route.
+ * first, then a datagram), and the addresses we put in Via and Record-Route. Arriving
+ * messages, closed flows and socket errors are events: the layers above subscribe.
  */
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import type { Sender } from '../transaction/transaction-layer.js';
 import { isDottedQuad } from '../uri.js';
-import { UdpTransport, type Receive } from './udp.js';
+import { UdpTransport } from './udp.js';
 import type { Flow } from './ws.js';
-import type { Destination, TransportKind } from './types.js';
+import type { Destination, Sender, Source, TransportKind } from './types.js';
+
+export interface TransportEvents {
+  /** a datagram or WebSocket message arrived */
+  message: [buf: Buffer, source: Source];
+  /** a connection closed: what was bound to it (registrations, calls, branches) goes */
+  flowClosed: [flow: Flow];
+  /** a socket failed (logged; the transport goes on) */
+  transportError: [err: Error, where: string];
+}
 
 /** An address and port we can be reached on with a transport, as written in SIP headers. */
 export interface SipInterface {
@@ -18,16 +28,18 @@ export interface SipInterface {
   port: number;
 }
 
-export class TransportLayer implements Sender {
+export class TransportLayer extends EventEmitter<TransportEvents> implements Sender {
   private readonly udp: UdpTransport[] = [];
   private readonly flows = new Map<string, Flow>();
   readonly interfaces: SipInterface[] = [];
-  onFlowClosed: (flow: Flow) => void = () => {};
 
-  constructor(private readonly receive: Receive, private readonly onError: (err: Error, where: string) => void) {}
+  /** Entry point of every message of every transport (UDP sockets, WebSocket flows). */
+  readonly receive = (buf: Buffer, source: Source): void => {
+    this.emit('message', buf, source);
+  };
 
   async listenUdp(address: string, port: number, advertise: string): Promise<SipInterface> {
-    const t = new UdpTransport(address, port, this.receive, (e) => this.onError(e, 'udp'));
+    const t = new UdpTransport(address, port, this.receive, (e) => this.emit('transportError', e, 'udp'));
     await t.listen();
     this.udp.push(t);
     const iface: SipInterface = { transport: 'udp', host: bracket(advertise), port: t.localPort };
@@ -50,7 +62,7 @@ export class TransportLayer implements Sender {
 
   flowClosed(flow: Flow): void {
     if (this.flows.get(flow.id) === flow) this.flows.delete(flow.id);
-    this.onFlowClosed(flow);
+    this.emit('flowClosed', flow);
   }
 
   flow(id: string): Flow | undefined {

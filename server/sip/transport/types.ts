@@ -38,13 +38,8 @@ export function viaTransport(t: TransportKind): string {
   return t.toUpperCase();
 }
 
-export function transportFromToken(token: string): TransportKind | null {
-  switch (token.toLowerCase()) {
-    case 'udp': return 'udp';
-    case 'tcp': return 'tcp';
-    case 'tls': return 'tls';
-    case 'ws': return 'ws';
-    case 'wss': return 'wss';
-    default: return null;
-  }
+/** How the layers above hand a message to the transports (the transaction layer's view of them). */
+export interface Sender {
+  /** false when the message cannot be sent (e.g. the WebSocket flow is gone) */
+  send(buf: Buffer, dest: Destination): boolean;
 }

@@ -4,8 +4,8 @@
  * WebSocket client (or a UDP phone behind NAT) names how to reach it, so in-dialog requests
  * towards a `.invalid` contact find their connection. Pure.
  */
-import type { SipInterface } from '../transport/transport-layer.js';
-import type { Destination, TransportKind } from '../transport/types.js';
+import type { SipInterface } from '../sip/transport/transport-layer.js';
+import type { Destination, TransportKind } from '../sip/transport/types.js';
 
 /** w<flow id> for a connection, u<base64url "addr port"> for a UDP address. */
 export function flowToken(dest: Destination): string | null {

@@ -5,8 +5,8 @@
  */
 import dns from 'node:dns';
 import net from 'node:net';
-import type { Destination, TransportKind } from '../transport/types.js';
-import { socketHost, uriTransport, type SipUri } from '../uri.js';
+import type { Destination, TransportKind } from '../sip/transport/types.js';
+import { socketHost, uriTransport, type SipUri } from '../sip/uri.js';
 
 export interface ResolverOptions {
   enabled: boolean;

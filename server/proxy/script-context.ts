@@ -1,11 +1,13 @@
 /** The `sip` object a routing script gets: flags, queries, and the actions it may return. */
 import type { Logger } from 'pino';
-import type { Action, RequestContext, Target } from '../../routing/api.js';
-import type { Binding } from '../../registrar/binding.js';
-import type { Registrar } from '../../registrar/registrar.js';
-import type { SipRequest } from '../message.js';
-import type { Source, TransportKind } from '../transport/types.js';
-import { parseUri, unescapeUri } from '../uri.js';
+import type { Binding } from '../registrar/binding.js';
+import type { Registrar } from '../registrar/registrar.js';
+import { checkMediaFlags, type MediaFlags } from '../media/flags.js';
+import type { Action, BranchContext, RelayOptions, RequestContext, RoutingScript, Target } from '../routing/api.js';
+import { parseNameAddr } from '../sip/address.js';
+import type { SipRequest } from '../sip/message.js';
+import { isWebSocket, type Destination, type Source, type TransportKind } from '../sip/transport/types.js';
+import { parseUri, unescapeUri, uriTransport } from '../sip/uri.js';
 import type { Locality } from './locality.js';
 
 /** The route preprocessing result (§16.4): Route entries of ours consumed, flow token of the last. */
@@ -32,8 +34,7 @@ export function targetFromBinding(b: Binding): Target {
 export class ScriptContext implements RequestContext {
   flags = 0;
   branchFlags = 0;
-  /** taps the script asked for, started with the call */
-  readonly taps: (string | Record<string, unknown>)[] = [];
+  authUser: string | null = null;
   readonly method: string;
   readonly proto: TransportKind;
   readonly source: Source;
@@ -101,8 +102,8 @@ export class ScriptContext implements RequestContext {
     return { kind: 'reply', status, ...(reason !== undefined && { reason }), ...(headers !== undefined && { headers }) };
   }
 
-  relay(targets?: Target[]): Action {
-    return { kind: 'relay', targets: targets ?? null };
+  relay(targets?: Target[] | null, opts: RelayOptions = {}): Action {
+    return { kind: 'relay', targets: targets ?? null, taps: opts.taps ?? [] };
   }
 
   save(): Action {
@@ -113,11 +114,42 @@ export class ScriptContext implements RequestContext {
     return { kind: 'drop' };
   }
 
-  tap(spec: string | Record<string, unknown>): void {
-    this.taps.push(spec);
-  }
-
   answerLocally(app: string, params: Record<string, string>): Action {
     return { kind: 'local', app, params };
+  }
+}
+
+/** What branch_route may set on an outgoing branch (the proxy's Branch). */
+export interface RoutedBranch {
+  readonly index: number;
+  readonly target: Target;
+  readonly dest: Destination;
+  flags: number;
+  media: MediaFlags | null;
+}
+
+/** branch_route for one outgoing branch: the script sets its flags and its media modes. */
+export function runBranchRoute(script: RoutingScript, ctx: ScriptContext, br: RoutedBranch): void {
+  const target = br.target;
+  let toWebSocket = isWebSocket(br.dest.transport);
+  try {
+    toWebSocket ||= ['ws', 'wss'].includes(uriTransport(parseNameAddr(`<${target.uri}>`).uri) ?? '');
+  } catch {
+    // an unreadable target URI: it fails when sent
+  }
+  const bctx: BranchContext = {
+    index: br.index,
+    target,
+    toWebSocket,
+    setFlag: (f) => { br.flags |= f; },
+    isFlagSet: (f) => (br.flags & f) !== 0,
+    media: null,
+  };
+  try {
+    script.branch?.(ctx, bctx);
+    // a script in plain JavaScript skips the compiler: an unknown media mode is named here
+    br.media = bctx.media && checkMediaFlags(bctx.media);
+  } catch (e) {
+    ctx.log.error({ err: e }, 'branch route failed');
   }
 }

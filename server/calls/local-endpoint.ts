@@ -5,18 +5,18 @@
  * sends the BYE when the application ends first.
  */
 import type { Logger } from 'pino';
-import type { Call } from '../../calls/call.js';
-import type { CallRegistry } from '../../calls/call-registry.js';
-import type { MediaService } from '../../media/media-service.js';
-import { SdpError } from '../../media/sdp.js';
-import { parseNameAddr } from '../address.js';
-import { newBranch, newTag } from '../ids.js';
-import { SipRequest, type Header } from '../message.js';
-import { makeResponse } from '../reply.js';
-import type { ServerTransaction } from '../transaction/server-transaction.js';
-import type { TransactionLayer } from '../transaction/transaction-layer.js';
-import type { TransportLayer } from '../transport/transport-layer.js';
-import { viaTransport, type Destination } from '../transport/types.js';
+import type { MediaService } from '../media/media-service.js';
+import { SdpError } from '../media/sdp.js';
+import { buildBye, uasDialog, type Dialog } from '../sip/dialog.js';
+import { newTag } from '../sip/ids.js';
+import type { SipRequest } from '../sip/message.js';
+import { makeResponse } from '../sip/reply.js';
+import type { ServerTransaction } from '../sip/transaction/server-transaction.js';
+import type { TransactionLayer } from '../sip/transaction/transaction-layer.js';
+import type { TransportLayer } from '../sip/transport/transport-layer.js';
+import { viaTransport } from '../sip/transport/types.js';
+import type { Call } from './call.js';
+import type { CallRegistry } from './call-registry.js';
 
 /** An application a call can be answered into. */
 export interface LocalApp {
@@ -32,17 +32,10 @@ export interface LocalAppSession {
   stop(reason: string): void;
 }
 
+/** A call answered here: its dialog (we are the callee side), our answer, the application. */
 interface LocalDialog {
   call: Call;
-  callId: string;
-  localTag: string;
-  /** the caller's From (its identity), and our To with our tag */
-  remoteIdentity: string;
-  localIdentity: string;
-  remoteTarget: string;
-  route: string[];
-  dest: Destination;
-  localCSeq: number;
+  dialog: Dialog;
   answer: string;
   session: LocalAppSession | null;
 }
@@ -58,8 +51,12 @@ export class LocalEndpoint {
       calls: CallRegistry;
       media: MediaService | null;
       log: Logger;
+      /** the applications calls can be answered into, by name (the routing script's answerLocally) */
+      apps?: Record<string, LocalApp>;
     },
-  ) {}
+  ) {
+    for (const [name, app] of Object.entries(d.apps ?? {})) this.apps.set(name, app);
+  }
 
   register(name: string, app: LocalApp): void {
     this.apps.set(name, app);
@@ -117,32 +114,18 @@ export class LocalEndpoint {
       body: Buffer.from(sdp, 'latin1'),
       contentType: 'application/sdp',
     });
-    let remoteTarget = '';
-    try {
-      remoteTarget = parseNameAddr(req.get('contact') ?? '').uriText;
-    } catch {
-      // no usable Contact: BYE cannot be sent, the call ends when the caller hangs up
-    }
     const dialog: LocalDialog = {
       call,
-      callId: req.callId(),
-      localTag,
-      remoteIdentity: req.get('from') ?? '',
-      localIdentity: ok.get('to') ?? '',
-      remoteTarget,
-      // §12.1.1: the UAS's route set is the Record-Route list of the request, in order
-      route: req.getAll('record-route'),
-      dest: { transport: s.transport, address: s.address, port: s.port, flowId: s.flowId },
-      localCSeq: 0,
+      dialog: uasDialog(req, ok, { transport: s.transport, address: s.address, port: s.port, flowId: s.flowId }, contact),
       answer: sdp,
       session,
     };
-    this.dialogs.set(this.key(dialog.callId, localTag), dialog);
+    this.dialogs.set(this.key(dialog.dialog.callId, localTag), dialog);
     call.state = 'answered';
     call.answeredAt = Date.now();
     call.toTag = localTag;
     call.onEnd(() => {
-      this.dialogs.delete(this.key(dialog.callId, localTag));
+      this.dialogs.delete(this.key(dialog.dialog.callId, localTag));
       dialog.session?.stop(call.endReason ?? 'call ended');
     });
     this.d.calls.updated(call);
@@ -187,22 +170,14 @@ export class LocalEndpoint {
   hangup(dialog: LocalDialog, reason: string): void {
     if (dialog.call.state === 'ended') return;
     dialog.session = null;
-    const iface = this.d.transports.interfaceFor(dialog.dest.transport);
-    if (iface && dialog.remoteTarget) {
-      const h = (name: string, value: string): Header => ({ key: name.toLowerCase(), name, value });
-      const bye = new SipRequest('BYE', dialog.remoteTarget, [
-        h('Via', `SIP/2.0/${viaTransport(iface.transport)} ${iface.host}:${iface.port};branch=${newBranch()};rport`),
-        ...dialog.route.map((r) => h('Route', r)),
-        h('Max-Forwards', '70'),
-        h('From', dialog.localIdentity),
-        h('To', dialog.remoteIdentity),
-        h('Call-ID', dialog.callId),
-        h('CSeq', `${++dialog.localCSeq} BYE`),
-        h('Reason', `SIP;text="${reason.replace(/["\\\r\n]/g, ' ').slice(0, 100)}"`),
-      ]);
-      this.d.transactions.request(bye, dialog.dest, { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} });
+    const caller = dialog.dialog.caller;
+    const iface = this.d.transports.interfaceFor(caller.dest.transport);
+    // no usable Contact: BYE cannot be sent, the call ends when the caller hangs up
+    if (iface && caller.target) {
+      const bye = buildBye(dialog.dialog, 'caller', { transport: viaTransport(iface.transport), host: iface.host, port: iface.port }, reason);
+      this.d.transactions.request(bye, caller.dest, { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} });
     }
-    this.d.log.info({ callId: dialog.callId, reason }, 'local call ended by its application');
+    this.d.log.info({ callId: dialog.dialog.callId, reason }, 'local call ended by its application');
     this.d.calls.end(dialog.call, reason);
   }
 

@@ -2,18 +2,20 @@
  * The response context of a forwarded request (RFC 3261 §16.7): its branches, their
  * responses, and the choice of the best final response.
  */
-import type { MediaFlags } from '../../routing/flags.js';
-import type { Target } from '../../routing/api.js';
-import type { Call } from '../../calls/call.js';
+import type { MediaFlags } from '../media/flags.js';
+import type { Target } from '../routing/api.js';
+import { flagNames } from '../routing/flags.js';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import { makeResponse } from '../sip/reply.js';
+import type { ClientTransaction } from '../sip/transaction/client-transaction.js';
+import type { ServerTransaction } from '../sip/transaction/server-transaction.js';
+import type { Destination } from '../sip/transport/types.js';
+import type { BranchView, ForwardedCall } from './hooks.js';
 import type { ScriptContext } from './script-context.js';
-import type { SipRequest, SipResponse } from '../message.js';
-import type { ClientTransaction } from '../transaction/client-transaction.js';
-import type { ServerTransaction } from '../transaction/server-transaction.js';
-import type { Destination } from '../transport/types.js';
 
 export type BranchState = 'pending' | 'proceeding' | 'done';
 
-export class Branch {
+export class Branch implements BranchView {
   state: BranchState = 'pending';
   tx: ClientTransaction | null = null;
   final: SipResponse | null = null;
@@ -30,19 +32,14 @@ export class Branch {
     public flags: number,
   ) {}
 
+  get flagNames(): string[] {
+    return flagNames(this.flags);
+  }
+
   clearTimerC(): void {
     if (this.timerC) clearTimeout(this.timerC);
     this.timerC = null;
   }
-}
-
-/** What the media layer does with the SDP of this request and its responses. */
-export interface MediaPlan {
-  call: Call;
-  /** the side that sent the request */
-  requester: 'caller' | 'callee';
-  /** the request carried the offer (its responses answer it); false: a response will offer */
-  requestOffered: boolean;
 }
 
 export class ResponseContext {
@@ -51,9 +48,10 @@ export class ResponseContext {
   /** a 2xx was forwarded (INVITE: further 2xx are still forwarded, §16.7 step 5) */
   answered = false;
   cancelled = false;
-  /** the call this initial INVITE starts */
-  call: Call | null = null;
-  media: MediaPlan | null = null;
+  /** the calls floor's handle on this request's call (the one an initial INVITE starts, or the dialog's) */
+  call: ForwardedCall | null = null;
+  /** this request is the initial INVITE of its call (not a request inside its dialog) */
+  startsCall = false;
   /** responses are handled one after the other (their SDP is rewritten asynchronously) */
   chain: Promise<void> = Promise.resolve();
 
@@ -95,4 +93,24 @@ function rank(status: number): number {
   if (p >= 0) return p;
   if (status === 408 || status === 503) return 100;
   return 50;
+}
+
+/**
+ * What goes upstream when every branch failed and `best` was chosen: a 503 becomes 500
+ * (§16.7 step 6), a 401/407 carries every branch's challenge (step 7).
+ */
+export function upstreamFinal(request: SipRequest, best: SipResponse, finals: SipResponse[]): SipResponse {
+  if (best.status === 503) {
+    // step 6: "the proxy SHOULD generate a 500" rather than pass 503 upstream
+    return makeResponse(request, 500, { reason: 'Server Internal Error (downstream unavailable)' });
+  }
+  if (best.status !== 401 && best.status !== 407) return best;
+  // step 7: collect every challenge of every branch
+  const out = best.clone();
+  for (const key of ['www-authenticate', 'proxy-authenticate']) {
+    const all = finals.flatMap((f) => (f.status === 401 || f.status === 407 ? f.getAll(key) : []));
+    out.remove(key);
+    for (const v of all) out.append(key, v);
+  }
+  return out;
 }

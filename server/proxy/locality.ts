@@ -5,8 +5,8 @@
  * on any port.
  */
 import os from 'node:os';
-import type { SipInterface } from '../transport/transport-layer.js';
-import type { SipUri } from '../uri.js';
+import type { SipInterface } from '../sip/transport/transport-layer.js';
+import type { SipUri } from '../sip/uri.js';
 
 export class Locality {
   private readonly domains: Set<string>;

@@ -1,0 +1,31 @@
+/**
+ * The taps a call asks for as it starts (the routing script's `relay(targets, { taps })`,
+ * e.g. from an X-Audio-Stream header): the calls floor's TapStarter, on the gateway's
+ * TapService. A bad request is refused and logged; the call goes on without it.
+ */
+import type { TapStarter } from '../calls/call-media.js';
+import { ConfigError } from '../config/load.js';
+import { parseCommand, parseStartBody } from './options.js';
+import type { TapService } from './tap-service.js';
+
+export function callTapStarter(taps: TapService): TapStarter {
+  return (call, request, log) => {
+    try {
+      const command = typeof request === 'string' ? parseCommand(request) : { action: 'start' as const, options: parseStartBody(request) };
+      if (command.action !== 'start') throw new Error('a tap asked for by a call must be a start command');
+      const tap = taps.start(call.id, command.options);
+      log.info({ tap: tap.id }, 'audio tap requested for the call');
+    } catch (e) {
+      log.warn({ err: e }, "the call's audio tap request was refused");
+    }
+  };
+}
+
+/** Checks the config's taps.defaults as a tap's start options would be; throws ConfigError naming the fault. */
+export function checkTapDefaults(defaults: Record<string, unknown>): void {
+  try {
+    parseStartBody({ url: 'ws://127.0.0.1/', mix: 'mono', rate: '8k', ...defaults });
+  } catch (e) {
+    throw new ConfigError(`invalid configuration:\n  taps.defaults: ${(e as Error).message}`);
+  }
+}
