@@ -23,6 +23,9 @@ import { createMetrics } from './http/metrics.js';
 import { tapsRouter } from './http/taps-routes.js';
 import { MediaService } from './media/media-service.js';
 import { webRoot } from './paths.js';
+import { loadInstallSecret } from './config/install-secret.js';
+import { FlowTokens } from './proxy/flow-token.js';
+import { KnownDialogs } from './proxy/known-dialogs.js';
 import { Locality } from './proxy/locality.js';
 import { ProxyCore } from './proxy/proxy-core.js';
 import { Resolver } from './proxy/resolver.js';
@@ -183,6 +186,13 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     }
 
     // proxy: once every interface is known (they are "myself"); it subscribes to the transactions
+    const dialogs = new KnownDialogs({
+      dialogTimeout: config.sip.dialogTimeout * 1000,
+      earlyTimeout: timers.C,
+      pendingTimeout: config.sip.timers.transactionTimeout,
+      max: config.sip.maxDialogs,
+    });
+    closers.push(() => dialogs.close());
     const proxy = new ProxyCore({
       transactions,
       transports,
@@ -195,6 +205,9 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       hooks: callMedia,
       draining: () => state.draining,
       maxForwards: config.sip.maxForwards,
+      maxBranches: config.sip.maxBranches,
+      tokens: new FlowTokens(loadInstallSecret(config.security.secretFile)),
+      dialogs,
     });
     closers.push(() => proxy.close());
     // a closed WebSocket takes its registrations, its branches and its calls with it

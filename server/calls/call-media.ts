@@ -187,6 +187,8 @@ export class CallMedia implements ProxyHooks {
     if (call.state === 'ended' || call.state === 'answered') return;
     const leg = call.legs.find((l) => l.index === br.index);
     if (leg) leg.status = res.status;
+    const tag = res.toTag();
+    if (tag && res.status < 200 && call.earlyTags.size < 32) call.earlyTags.add(tag);
     if (res.status >= 200 && res.status < 300) {
       call.state = 'answered';
       call.answeredLeg = br.index;

@@ -22,11 +22,15 @@ export class CallRegistry extends EventEmitter<CallEvents> {
     return call;
   }
 
-  /** The call of an in-dialog request: its From tag is the caller's, or the callee's To tag. */
+  /**
+   * The call of an in-dialog request, by its exact dialog (RFC 3261 §12: Call-ID and both
+   * tags, from either side): one tag the caller's, the other a tag the callee answered with.
+   * Never by Call-ID alone: a request with made-up tags must not reach (or end) a call.
+   */
   find(callId: string, tagA: string | null, tagB: string | null): Call | undefined {
     const list = this.byCallId.get(callId);
-    if (!list) return undefined;
-    return list.find((c) => c.fromTag === tagA || c.fromTag === tagB) ?? (list.length === 1 ? list[0] : undefined);
+    if (!list || !tagA || !tagB) return undefined;
+    return list.find((c) => (c.fromTag === tagA && c.isCalleeTag(tagB)) || (c.fromTag === tagB && c.isCalleeTag(tagA)));
   }
 
   get(id: string): Call | undefined {

@@ -33,6 +33,8 @@ export class Call {
   readonly id = `c${Date.now().toString(36)}${(++counter).toString(36)}`;
   state: CallState = 'calling';
   toTag: string | null = null;
+  /** To tags of the early dialogs (a provisional response per forked branch, RFC 3261 §12.1) */
+  readonly earlyTags = new Set<string>();
   readonly legs: CalleeLeg[] = [];
   answeredLeg: number | null = null;
   /** both ends of the dialog, once answered */
@@ -53,6 +55,11 @@ export class Call {
     readonly callee: { uri: string },
     readonly callerFlags: string[],
   ) {}
+
+  /** The tag of the answered dialog, or of one of its early dialogs before the answer. */
+  isCalleeTag(tag: string): boolean {
+    return tag === this.toTag || this.earlyTags.has(tag);
+  }
 
   onEnd(close: () => void): void {
     this.closers.push(close);

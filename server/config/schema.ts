@@ -41,6 +41,9 @@ export const ConfigSchema = Type.Object({
       description: 'answer every request at the address and port it came from (RFC 3581 rport for all, as OpenSIPS force_rport)',
     }),
     maxForwards: Type.Integer({ minimum: 1, maximum: 255, default: 70, description: 'Max-Forwards for requests that arrive without one' }),
+    maxBranches: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'most branches one request forks into (contacts of a user, a script\'s targets); the rest are not tried' }),
+    dialogTimeout: Type.Integer({ minimum: 60, default: 43200, description: 'seconds a dialog set up through the gateway is known without any in-dialog request (each refreshes it); in-dialog requests of unknown dialogs get 481' }),
+    maxDialogs: Type.Integer({ minimum: 100, default: 100000, description: 'most dialogs known at once; the least recently used is forgotten first' }),
     timers: Type.Object({
       t1: Type.Integer({ minimum: 10, default: 500, description: 'T1, ms (RFC 3261 §17)' }),
       t2: Type.Integer({ minimum: 10, default: 4000, description: 'T2, ms' }),
@@ -68,6 +71,13 @@ export const ConfigSchema = Type.Object({
       key: Nullable(Type.String({ description: 'PEM private key file' })),
     }, { additionalProperties: false, default: {} }),
     apiToken: Nullable(Type.String({ description: 'bearer token the /api routes require; null: no token (bind to a trusted address)' })),
+  }, { additionalProperties: false, default: {} }),
+
+  security: Type.Object({
+    secretFile: Type.Union([Type.String(), Type.Null()], {
+      default: './data/secret',
+      description: 'file holding this install\'s secret (made on first start, mode 0600): it signs the flow tokens in Record-Route, so dialogs and registrations survive a restart; null: a new secret each start',
+    }),
   }, { additionalProperties: false, default: {} }),
 
   registrar: Type.Object({

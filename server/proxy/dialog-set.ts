@@ -19,6 +19,15 @@ function key(callId: string, tagA: string, tagB: string): string {
   return tagA < tagB ? `${tagA}\u0000${tagB}\u0000${callId}` : `${tagB}\u0000${tagA}\u0000${callId}`;
 }
 
+/**
+ * A subscription's dialog is known by its Call-ID and the subscriber's tag alone: the
+ * notifier's tag may first appear on a NOTIFY that overtakes the SUBSCRIBE's 2xx (RFC 6665
+ * §4.1.2.4), and one SUBSCRIBE may fork into several subscriptions.
+ */
+function halfKey(callId: string, tag: string): string {
+  return `${tag}\u0000\u0000${callId}`;
+}
+
 export class DialogSet {
   /** key -> expiry (ms on the caller's clock); Map order is use order (oldest first) */
   private readonly entries = new Map<string, number>();
@@ -29,7 +38,10 @@ export class DialogSet {
 
   /** Records (or refreshes) a dialog until `expires`; keeps the later expiry of the two. */
   add(callId: string, tagA: string, tagB: string, expires: number): void {
-    const k = key(callId, tagA, tagB);
+    this.put(key(callId, tagA, tagB), expires);
+  }
+
+  private put(k: string, expires: number): void {
     const old = this.entries.get(k);
     this.entries.delete(k);
     this.entries.set(k, Math.max(old ?? 0, expires));
@@ -40,10 +52,25 @@ export class DialogSet {
     }
   }
 
-  /** Whether the dialog is known and not expired at `now`; an expired one is forgotten. */
+  /** Records (or refreshes) a subscription dialog by the subscriber's tag (see halfKey). */
+  addHalf(callId: string, subscriberTag: string, expires: number): void {
+    this.put(halfKey(callId, subscriberTag), expires);
+  }
+
+  deleteHalf(callId: string, subscriberTag: string): void {
+    this.entries.delete(halfKey(callId, subscriberTag));
+  }
+
+  /**
+   * Whether the dialog is known and not expired at `now` (by both tags, or as a subscription
+   * by either tag); an expired one is forgotten.
+   */
   has(callId: string, tagA: string | null, tagB: string | null, now: number): boolean {
     if (!tagA || !tagB) return false;
-    const k = key(callId, tagA, tagB);
+    return this.live(key(callId, tagA, tagB), now) || this.live(halfKey(callId, tagA), now) || this.live(halfKey(callId, tagB), now);
+  }
+
+  private live(k: string, now: number): boolean {
     const expires = this.entries.get(k);
     if (expires === undefined) return false;
     if (expires <= now) {

@@ -23,10 +23,12 @@ import type { Timers } from '../sip/transaction/timers.js';
 import type { TransactionLayer } from '../sip/transaction/transaction-layer.js';
 import type { SipInterface, TransportLayer } from '../sip/transport/transport-layer.js';
 import { viaTransport, type Destination, type TransportKind } from '../sip/transport/types.js';
+import type { FlowTokens } from './flow-token.js';
 import type { ProxyHooks } from './hooks.js';
+import type { KnownDialogs } from './known-dialogs.js';
 import type { Locality } from './locality.js';
 import { nextHop, resolveTarget } from './next-hop.js';
-import { flowToken, recordRoutes } from './record-route.js';
+import { recordRoutes } from './record-route.js';
 import type { Resolver } from './resolver.js';
 import { Branch, chooseBest, ResponseContext, upstreamFinal } from './response-context.js';
 import { hash36, isBehindNat, isForUs, preprocessRoutes } from './route-set.js';
@@ -47,6 +49,12 @@ export interface ProxyDeps {
   draining: () => boolean;
   /** Max-Forwards for requests that come without one */
   maxForwards: number;
+  /** most branches one request forks into (a user with many contacts, a script's targets) */
+  maxBranches: number;
+  /** signs and reads the flow tokens of our Record-Route entries */
+  tokens: FlowTokens;
+  /** the dialogs established through us: the only ones whose requests are relayed */
+  dialogs: KnownDialogs;
 }
 
 /** Requests that create dialogs, and so get Record-Route (§16.6 step 4). */
@@ -142,10 +150,20 @@ export class ProxyCore {
         return;
       }
       case 'relay':
+        // No open relay: a To tag and a Route naming us are not enough, the dialog must be one
+        // that was set up through us (Call-ID and both tags)
+        if (req.toTag() !== null && req.method !== 'CANCEL' && !this.d.dialogs.allows(req)) return this.unknownDialog(ctx, tx);
         if (req.method === 'ACK') return this.forwardAck(ctx);
         if (req.method === 'CANCEL') return this.cancel(ctx, tx!, invite);
         return this.forward(ctx, tx!, action.targets, action.taps);
     }
+  }
+
+  /** §12.2.2: "If the UAS ... does not find a matching dialog ... it SHOULD return a 481". An ACK gets nothing. */
+  private unknownDialog(ctx: ScriptContext, tx: ServerTransaction | null): void {
+    const s = ctx.source;
+    ctx.log.info({ method: ctx.method, source: `${s.transport}:${s.address}:${s.port}` }, 'in-dialog request for a dialog not set up through us: refused');
+    if (ctx.method !== 'ACK') this.reply(tx, 481, 'Call/Transaction Does Not Exist');
   }
 
   private reply(tx: ServerTransaction | null, status: number, reason?: string, headers?: [string, string][]): void {
@@ -165,7 +183,11 @@ export class ProxyCore {
   private async forward(ctx: ScriptContext, tx: ServerTransaction, targets: Target[] | null, taps: TapRequest[]): Promise<void> {
     const req = ctx.req;
     if (!isLive(tx)) return; // cancelled or gone meanwhile
-    const list = targets ?? [await nextHop(ctx, this.d.transports, this.d.resolver)].filter((t): t is Target => t !== null);
+    let list = targets ?? [await nextHop(ctx, this.d.transports, this.d.resolver, this.d.tokens)].filter((t): t is Target => t !== null);
+    if (list.length > this.d.maxBranches) {
+      ctx.log.warn({ targets: list.length, max: this.d.maxBranches }, 'too many targets: only the first sip.maxBranches are tried');
+      list = list.slice(0, this.d.maxBranches);
+    }
     // resolve every destination before the first branch starts, so that a branch failing at
     // once cannot end the response context while others are still being built
     const resolved: { target: Target; dest: Destination }[] = [];
@@ -181,6 +203,7 @@ export class ProxyCore {
     }
     const rc = new ResponseContext(tx, req, ctx);
     this.contexts.set(tx, rc);
+    if (DIALOG_CREATING.has(req.method) && req.toTag() === null) this.d.dialogs.forwarded(req);
     if (req.method === 'INVITE' && req.toTag() === null) {
       rc.startsCall = true;
       rc.call = this.d.hooks.callStarted({
@@ -234,8 +257,9 @@ export class ProxyCore {
     if (DIALOG_CREATING.has(req.method) && req.toTag() === null) {
       const source = ctx.source;
       const inIface = this.iface(source.transport) ?? outIface;
-      const inToken = source.transport !== 'udp' || isBehindNat(req, source.address) ? flowToken({ transport: source.transport, address: source.address, port: source.port, flowId: source.flowId }) : null;
-      const outToken = dest.transport !== 'udp' || target.binding?.nat ? flowToken(dest) : null;
+      const tokens = this.d.tokens;
+      const inToken = source.transport !== 'udp' || isBehindNat(req, source.address) ? tokens.mint({ transport: source.transport, address: source.address, port: source.port, flowId: source.flowId }) : null;
+      const outToken = dest.transport !== 'udp' || target.binding?.nat ? tokens.mint(dest) : null;
       const rrs = recordRoutes(inIface, inToken, outIface, outToken);
       for (let i = rrs.length - 1; i >= 0; i--) out.prepend('record-route', rrs[i]!);
     }
@@ -284,6 +308,8 @@ export class ProxyCore {
     res.removeFirst('via');
     const status = res.status;
     if (status >= 300) return this.branchFinal(rc, br, res);
+    // failures count once the request failed as a whole (finish), not per branch
+    this.d.dialogs.response(rc.request, res);
     if (status > 100 && rc.call && res.body.length > 0 && isSdp(res.contentType())) await rc.call.responseIn(br, res);
     if (status < 200) {
       if (br.state === 'pending') br.state = 'proceeding';
@@ -374,6 +400,7 @@ export class ProxyCore {
       }
     }
     const out = upstreamFinal(rc.request, best, finals);
+    this.d.dialogs.response(rc.request, out);
     rc.server.respond(out);
     this.contexts.delete(rc.server);
     this.logOutcome(ctx, out.status);
@@ -436,7 +463,7 @@ export class ProxyCore {
 
   private async forwardAck(ctx: ScriptContext): Promise<void> {
     const req = ctx.req;
-    const target = await nextHop(ctx, this.d.transports, this.d.resolver);
+    const target = await nextHop(ctx, this.d.transports, this.d.resolver, this.d.tokens);
     if (!target?.dest) return;
     const iface = this.iface(target.dest.transport);
     if (!iface) return;

@@ -2,31 +2,9 @@
  * Record-Route (RFC 3261 §16.6 step 4, double Record-Route of RFC 5658 when a request
  * changes transport) carrying flow tokens (the idea of RFC 5626 §5.3): the entry facing a
  * WebSocket client (or a UDP phone behind NAT) names how to reach it, so in-dialog requests
- * towards a `.invalid` contact find their connection. Pure.
+ * towards a `.invalid` contact find their connection (tokens: ./flow-token.ts). Pure.
  */
 import type { SipInterface } from '../sip/transport/transport-layer.js';
-import type { Destination, TransportKind } from '../sip/transport/types.js';
-
-/** w<flow id> for a connection, u<base64url "addr port"> for a UDP address. */
-export function flowToken(dest: Destination): string | null {
-  if (dest.flowId && dest.transport !== 'udp') return 'w' + dest.flowId;
-  if (dest.transport === 'udp') return 'u' + Buffer.from(`${dest.address} ${dest.port}`).toString('base64url');
-  return null;
-}
-
-/** The destination a token names; `flowTransport` is the kind of the interface it was minted on. */
-export function destinationFromToken(token: string, flowTransport: TransportKind): Destination | null {
-  if (token.startsWith('w') && token.length > 1) {
-    return { transport: flowTransport, address: '', port: 0, flowId: token.slice(1) };
-  }
-  if (token.startsWith('u')) {
-    const text = Buffer.from(token.slice(1), 'base64url').toString();
-    const m = /^([0-9a-fA-F.:]+) (\d{1,5})$/.exec(text);
-    if (!m) return null;
-    return { transport: 'udp', address: m[1]!, port: Number(m[2]) };
-  }
-  return null;
-}
 
 export function recordRouteUri(iface: SipInterface, token: string | null, double: boolean): string {
   const user = token ? token + '@' : '';

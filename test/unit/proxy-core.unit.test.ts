@@ -4,6 +4,7 @@
  * request for the route, a SipError from the route is the reply, and a relayed INVITE calls
  * the calls floor's hooks in the documented order (server/proxy/hooks.ts).
  */
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
@@ -23,6 +24,8 @@ import { Timers } from '../../server/sip/transaction/timers.js';
 import { TransactionLayer } from '../../server/sip/transaction/transaction-layer.js';
 import { TransportLayer } from '../../server/sip/transport/transport-layer.js';
 import type { Destination, Source } from '../../server/sip/transport/types.js';
+import { FlowTokens } from '../../server/proxy/flow-token.js';
+import { KnownDialogs } from '../../server/proxy/known-dialogs.js';
 
 const PHONE: Source = { transport: 'udp', address: '127.0.0.1', port: 5070, localAddress: '127.0.0.1', localPort: 5060, flowId: null };
 const CALLEE: Destination = { transport: 'udp', address: '127.0.0.1', port: 5080 };
@@ -94,7 +97,8 @@ function setup(script: RoutingScript): { wire: WireTransports; hooks: RecordingH
   const hooks = new RecordingHooks();
   proxies.push(new ProxyCore({
     transactions, transports: wire, locality: new Locality(['example.com'], wire.interfaces), resolver: new Resolver({ enabled: false, servers: [] }),
-    registrar, script, timers, log, hooks, draining: () => false, maxForwards: 70,
+    registrar, script, timers, log, hooks, draining: () => false, maxForwards: 70, maxBranches: 10,
+    tokens: new FlowTokens(randomBytes(32)), dialogs: new KnownDialogs({ dialogTimeout: 60_000, earlyTimeout: 5000, pendingTimeout: 1000, max: 100 }),
   }));
   return { wire, hooks, receive: (msg, from = PHONE) => stack.receive(typeof msg === 'string' ? Buffer.from(msg.replace(/\n/g, '\r\n')) : msg, from) };
 }

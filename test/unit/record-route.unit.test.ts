@@ -1,15 +1,21 @@
 /**
- * server/proxy/record-route.ts: Record-Route entries (RFC 3261 §16.6 step 4, double
+ * server/proxy/record-route.ts and flow-token.ts: Record-Route entries (RFC 3261 §16.6 step 4, double
  * Record-Route of RFC 5658) carrying flow tokens that lead in-dialog requests back to a
- * WebSocket connection or a UDP address behind NAT.
+ * WebSocket connection or a UDP address behind NAT (signed: only ours are read).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { destinationFromToken, flowToken, recordRoutes, recordRouteUri } from '../../server/proxy/record-route.js';
+import { randomBytes } from 'node:crypto';
+import { FlowTokens } from '../../server/proxy/flow-token.js';
+import { recordRoutes, recordRouteUri } from '../../server/proxy/record-route.js';
 import type { SipInterface } from '../../server/sip/transport/transport-layer.js';
 import { parseNameAddr } from '../../server/sip/address.js';
 import { parseUri } from '../../server/sip/uri.js';
+
+const tokens = new FlowTokens(randomBytes(32));
+const flowToken = tokens.mint.bind(tokens);
+const destinationFromToken = tokens.read.bind(tokens);
 
 const UDP_IF: SipInterface = { transport: 'udp', host: '192.0.2.1', port: 5060 };
 const WS_IF: SipInterface = { transport: 'ws', host: '192.0.2.1', port: 8080 };
@@ -53,8 +59,8 @@ describe('flow tokens', () => {
     assert.equal(flowToken({ transport: 'tcp', address: '198.51.100.7', port: 5060, flowId: null }), null);
   });
 
-  it('tokens we did not write name nothing', () => {
-    for (const bad of ['', 'w', 'x123', 'u', 'u' + Buffer.from('not an address').toString('base64url'), 'u' + Buffer.from('1.2.3.4 123456').toString('base64url'), 'alice']) {
+  it('tokens we did not write (or sign) name nothing', () => {
+    for (const bad of ['', 'w', 'x123', 'u', 'u' + Buffer.from('not an address').toString('base64url'), 'u' + Buffer.from('1.2.3.4 5060').toString('base64url'), 'wf-1', 'alice']) {
       assert.equal(destinationFromToken(bad, 'ws'), null, JSON.stringify(bad));
     }
   });
