@@ -20,8 +20,12 @@ import { createMetrics } from './http/metrics.js';
 import { webRoot } from './paths.js';
 import { MediaService } from './media/media-service.js';
 import { tapsRouter } from './http/taps-routes.js';
+import { startChecked } from './taps/checked-start.js';
 import { parseCommand, parseStartBody } from './taps/options.js';
+import { sipTapGate } from './taps/sip-tap-gate.js';
+import { gatewayDnsLookup, systemLookup } from './taps/tap-lookup.js';
 import { TapService } from './taps/tap-service.js';
+import { TapUrlPolicy, type LookupFn } from './taps/url-policy.js';
 import { wsbridgeApp } from './taps/wsbridge-app.js';
 import { FileLocationStore } from './registrar/file-store.js';
 import { MemoryLocationStore, type LocationStore } from './registrar/location-store.js';
@@ -41,6 +45,8 @@ import { WsTransport } from './sip/transport/ws.js';
 export interface GatewayOptions {
   /** a routing script other than server/routing/script.ts (tests, embedding) */
   script?: RoutingScript;
+  /** how tap URL hosts resolve (tests: stubs, so that no test asks a real resolver) */
+  tapLookup?: { system: LookupFn | null; caller: LookupFn | null };
 }
 
 export interface Gateway {
@@ -129,9 +135,20 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     let listening = false;
     // taps: call audio to WebSocket servers and back (their defaults checked as a tap would be)
     try {
-      parseStartBody({ url: 'ws://127.0.0.1/', mix: 'mono', rate: '8k', ...config.taps.defaults });
+      parseStartBody({ url: 'ws://127.0.0.1/', mix: 'mono', rate: '8k', ...config.taps.defaults }, { fromConfig: true });
     } catch (e) {
       throw new ConfigError(`invalid configuration:\n  taps.defaults: ${(e as Error).message}`);
+    }
+    // where taps may connect (issue 10): taps.allowedUrls for SIP, the checked address pinned
+    let tapPolicy: TapUrlPolicy;
+    try {
+      tapPolicy = new TapUrlPolicy({
+        allowedUrls: config.taps.allowedUrls,
+        lookup: opts.tapLookup ? opts.tapLookup.system : systemLookup,
+        callerLookup: opts.tapLookup ? opts.tapLookup.caller : gatewayDnsLookup(config.sip.dns),
+      });
+    } catch (e) {
+      throw new ConfigError(`invalid configuration:\n  taps.allowedUrls: ${(e as Error).message}`);
     }
     const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps });
     closers.push(() => taps.close());
@@ -152,7 +169,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       hangup: (call, reason) => proxy?.hangup(call, reason),
       users: config.users,
       tapsOf: (id) => taps.forCall(id).map((t) => t.toJSON()),
-      extraApi: [tapsRouter(taps)],
+      extraApi: [tapsRouter(taps, tapPolicy)],
       webRoot,
       apiToken: config.http.apiToken,
       log: log.child({ component: 'http' }),
@@ -192,7 +209,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
 
     const locality = new Locality(config.sip.domains, transports.interfaces);
     const local = new LocalEndpoint({ transactions, transports, calls, media, log: log.child({ component: 'local' }) });
-    local.register('wsbridge', wsbridgeApp(taps));
+    local.register('wsbridge', wsbridgeApp(taps, tapPolicy));
     closers.push(() => local.close());
     proxy = new Proxy({
       transactions,
@@ -206,15 +223,20 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       log: log.child({ component: 'proxy' }),
       media,
       local,
+      tapGate: sipTapGate(tapPolicy),
       startTap: (call, spec, clog) => {
-        try {
-          const options = typeof spec === 'string' ? parseCommand(spec) : { action: 'start' as const, options: parseStartBody(spec) };
-          if (options.action !== 'start') throw new Error('a tap asked for by a call must be a start command');
-          const tap = taps.start(call.id, options.options);
-          clog.info({ tap: tap.id }, 'audio tap requested for the call');
-        } catch (e) {
-          clog.warn({ err: e }, 'the call\'s audio tap request was refused');
-        }
+        void (async () => {
+          try {
+            const options = typeof spec === 'string' ? parseCommand(spec) : { action: 'start' as const, options: parseStartBody(spec) };
+            if (options.action !== 'start') throw new Error('a tap asked for by a call must be a start command');
+            // the URL checked (taps.allowedUrls, the resolved address) and pinned; nothing of a
+            // failure goes back in SIP
+            const tap = await startChecked(taps, tapPolicy, call.id, options.options, 'sip');
+            clog.info({ tap: tap.id }, 'audio tap requested for the call');
+          } catch (e) {
+            clog.warn({ err: e }, 'the call\'s audio tap request was refused');
+          }
+        })();
       },
       maxForwards: config.sip.maxForwards,
     });

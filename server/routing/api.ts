@@ -39,6 +39,11 @@ export interface RequestContext {
   /** loose_route(): the request carried a Route set through us, now consumed by the core */
   readonly routed: boolean;
   readonly log: Logger;
+  /**
+   * The request came from an authenticated user or a trusted peer (sip.trustedPeers): set by
+   * the core's authentication; a script may set it after checks of its own.
+   */
+  trusted: boolean;
 
   setFlag(flag: number): void;
   resetFlag(flag: number): void;
@@ -66,6 +71,13 @@ export interface RequestContext {
    * command ("start <ws-url> <mono|mixed|stereo> <8k|16k> [metadata]") or the API's options.
    */
   tap(spec: string | Record<string, unknown>): void;
+  /**
+   * May this request start a tap (or wsbridge) to where `spec` points: a URL, a
+   * mod_audio_stream command or the API's options. True only when the request is `trusted`
+   * and the URL matches taps.allowedUrls; a refusal is logged (say nothing more to the caller).
+   * The address is checked again, after resolving, when the tap connects.
+   */
+  mayTap(spec: string | Record<string, unknown>): boolean;
 }
 
 export interface BranchContext {

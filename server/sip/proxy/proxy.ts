@@ -31,7 +31,7 @@ import type { Locality } from './locality.js';
 import { destinationFromToken, flowToken, recordRoutes } from './record-route.js';
 import type { Resolver } from './resolver.js';
 import { Branch, chooseBest, ResponseContext } from './response-context.js';
-import { ScriptContext, type RouteInfo } from './script-context.js';
+import { ScriptContext, type RouteInfo, type TapGate } from './script-context.js';
 
 export interface ProxyDeps {
   transactions: TransactionLayer;
@@ -49,6 +49,8 @@ export interface ProxyDeps {
   local: LocalEndpoint;
   /** starts an audio tap the routing script asked for (it waits for the answer itself) */
   startTap?: (call: Call, spec: string | Record<string, unknown>, log: Logger) => void;
+  /** answers the script's sip.mayTap() (the taps' URL policy); none: every tap from SIP refused */
+  tapGate?: TapGate;
   /** Max-Forwards for requests that come without one */
   maxForwards: number;
 }
@@ -122,7 +124,7 @@ export class Proxy implements TransactionUser {
     if (req.method === 'INVITE' && req.body.length > 0 && !isSdp(req.contentType())) {
       return this.reply(tx, 415, undefined, [['Accept', 'application/sdp']]);
     }
-    const ctx = new ScriptContext(req, route, this.d.log, this.d.locality, this.d.registrar);
+    const ctx = new ScriptContext(req, route, this.d.log, this.d.locality, this.d.registrar, this.d.tapGate);
     let action: Action;
     try {
       action = await this.d.script.request(ctx);
