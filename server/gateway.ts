@@ -25,7 +25,7 @@ import { parseCommand, parseStartBody } from './taps/options.js';
 import { sipTapGate } from './taps/sip-tap-gate.js';
 import { gatewayDnsLookup, systemLookup } from './taps/tap-lookup.js';
 import { TapService } from './taps/tap-service.js';
-import { TapUrlPolicy, type LookupFn } from './taps/url-policy.js';
+import { TapUrlPolicy, TapUrlRefused, type LookupFn } from './taps/url-policy.js';
 import { wsbridgeApp } from './taps/wsbridge-app.js';
 import { FileLocationStore } from './registrar/file-store.js';
 import { MemoryLocationStore, type LocationStore } from './registrar/location-store.js';
@@ -140,16 +140,12 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       throw new ConfigError(`invalid configuration:\n  taps.defaults: ${(e as Error).message}`);
     }
     // where taps may connect (issue 10): taps.allowedUrls for SIP, the checked address pinned
-    let tapPolicy: TapUrlPolicy;
-    try {
-      tapPolicy = new TapUrlPolicy({
-        allowedUrls: config.taps.allowedUrls,
-        lookup: opts.tapLookup ? opts.tapLookup.system : systemLookup,
-        callerLookup: opts.tapLookup ? opts.tapLookup.caller : gatewayDnsLookup(config.sip.dns),
-      });
-    } catch (e) {
-      throw new ConfigError(`invalid configuration:\n  taps.allowedUrls: ${(e as Error).message}`);
-    }
+    // (its entries were checked with the config)
+    const tapPolicy = new TapUrlPolicy({
+      allowedUrls: config.taps.allowedUrls,
+      lookup: opts.tapLookup ? opts.tapLookup.system : systemLookup,
+      callerLookup: opts.tapLookup ? opts.tapLookup.caller : gatewayDnsLookup(config.sip.dns),
+    });
     const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps });
     closers.push(() => taps.close());
 
@@ -234,7 +230,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
             const tap = await startChecked(taps, tapPolicy, call.id, options.options, 'sip');
             clog.info({ tap: tap.id }, 'audio tap requested for the call');
           } catch (e) {
-            clog.warn({ err: e }, 'the call\'s audio tap request was refused');
+            if (e instanceof TapUrlRefused) clog.warn({ code: e.code, reason: e.message }, 'the call\'s audio tap request was refused');
+            else clog.warn({ err: e }, 'the call\'s audio tap request was refused');
           }
         })();
       },

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
+import { buildConfig, ConfigError } from '../../server/config/load.js';
 import { parseCommand, parseStartBody, parseUrl, TapInputError, withDefaults } from '../../server/taps/options.js';
 import { sipTapGate, tapSpecUrl } from '../../server/taps/sip-tap-gate.js';
 import { pinnedLookup } from '../../server/taps/tap-lookup.js';
@@ -37,6 +38,12 @@ test('allow-list entries: scheme, host, port (default per scheme), path prefix; 
   for (const bad of ['http://h/', 'bot.example.com', 'ws://u:p@h/', 'ws://h/x?token=1', 'ws://h/#f', 'ws://a.*.example.com/', 'ws://*example.com/', 'ws://*.10.0.0.1/', '']) {
     assert.throws(() => parseAllowedUrl(bad), AllowedUrlError, bad);
   }
+});
+
+test('taps.allowedUrls: empty by default (taps from SIP off); a bad entry is a config error naming it', () => {
+  assert.deepEqual(buildConfig({}).taps.allowedUrls, []);
+  assert.deepEqual(buildConfig({ taps: { allowedUrls: ['wss://bot.example.com/stream'] } }).taps.allowedUrls, ['wss://bot.example.com/stream']);
+  assert.throws(() => buildConfig({ taps: { allowedUrls: ['https://bot.example.com/'] } }), (e: unknown) => e instanceof ConfigError && /taps\.allowedUrls: "https:\/\/bot\.example\.com\/": ws:\/\/ or wss:\/\/ expected/.test(e.message));
 });
 
 test('matching: exact scheme, host and port; the path on segment boundaries; the query ignored; no fragment', () => {
