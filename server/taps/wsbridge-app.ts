@@ -26,7 +26,10 @@ export function wsbridgeApp(taps: TapService, policy: TapUrlPolicy): WsBridgeApp
       const url = parseUrl(wsbridgeUrl(params.uri ?? ''));
       const connectTo = await policy.resolve(url, 'sip');
       const tap = taps.startWsBridge(call.id, { uri: url, headers: params.headers ?? null, contentType: params.contentType ?? null, connectTo });
-      await tap.ready;
+      // the tap has logged why (once, with the detail); the SIP side says no more than 503
+      await tap.ready.catch(() => {
+        throw new Error('the WebSocket did not open (see the tap\'s log)');
+      });
       return {
         ended: tap.ended.then((reason) => `wsbridge: ${reason}`),
         stop: (reason) => tap.stop(reason),
