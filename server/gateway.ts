@@ -230,7 +230,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
             const tap = await startChecked(taps, tapPolicy, call.id, options.options, 'sip');
             clog.info({ tap: tap.id }, 'audio tap requested for the call');
           } catch (e) {
-            if (e instanceof TapUrlRefused) clog.warn({ code: e.code, reason: e.message }, 'the call\'s audio tap request was refused');
+            if (e instanceof TapUrlRefused) clog.warn({ code: e.code, reason: e.message }, 'tap from SIP refused');
             else clog.warn({ err: e }, 'the call\'s audio tap request was refused');
           }
         })();
