@@ -214,7 +214,11 @@ export class TapUrlPolicy {
       addresses = [{ address: host, family: family as 4 | 6 }];
     } else {
       const lookup = operatorNamed ? this.lookup : this.callerLookup;
-      if (!lookup) throw new TapUrlRefused('no_dns', `host names in tap URLs from SIP are not resolved (sip.dns.enabled is false); allow ${host} by its exact name`);
+      if (!lookup) {
+        throw new TapUrlRefused('no_dns', operatorNamed
+          ? `host names are not resolved here: use an IP address instead of ${host}`
+          : `host names only a caller wrote are not resolved (sip.dns.enabled is false): allow ${host} by its exact name`);
+      }
       try {
         addresses = await lookup(host);
       } catch (e) {
