@@ -10,8 +10,8 @@ import path from 'node:path';
 /**
  * The floors, lowest first: a folder may import from its own floor and the floors below it.
  * Files directly in server/ (main.ts, gateway.ts, logger.ts, paths.ts) are the top floor "root".
- *   config   schema and loading (the ground: imports nothing of ours)
- *   net      address classes: private sources, internal addresses, CIDR sets (pure)
+ *   net      address classes, CIDR sets, URL allow-lists (pure: the ground, imports nothing of ours)
+ *   config   schema and loading
  *   sip      the protocol: message, transport, transaction, dialog
  *   audio    codecs, resampling, mixing (pure)
  *   media    mediasoup workers, legs, sessions, SDP; typed media modes
@@ -24,7 +24,7 @@ import path from 'node:path';
  *   http     express app, API routes, metrics
  *   root     main.ts and gateway.ts: the composition root
  */
-export const FLOORS = ['config', 'net', 'sip', 'audio', 'media', 'registrar', 'routing', 'proxy', 'calls', 'taps', 'events', 'http', 'root'];
+export const FLOORS = ['net', 'config', 'sip', 'audio', 'media', 'registrar', 'routing', 'proxy', 'calls', 'taps', 'events', 'http', 'root'];
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(`usage: node scripts/check-deps.mjs [server-dir]

@@ -29,6 +29,9 @@ import { KnownDialogs } from './proxy/known-dialogs.js';
 import { Locality } from './proxy/locality.js';
 import { ProxyCore } from './proxy/proxy-core.js';
 import { Resolver } from './proxy/resolver.js';
+import { sipTapGate } from './taps/sip-tap-gate.js';
+import { gatewayDnsLookup, systemLookup } from './taps/tap-lookup.js';
+import { TapUrlPolicy, type LookupFn } from './taps/url-policy.js';
 import { FileLocationStore } from './registrar/file-store.js';
 import { MemoryLocationStore, type LocationStore } from './registrar/location-store.js';
 import { Registrar } from './registrar/registrar.js';
@@ -49,6 +52,8 @@ export interface GatewayOptions {
   script?: RoutingScript;
   /** stages run before the script's own (auth, rate limits): drachtio's use() */
   stages?: Stage[];
+  /** how tap URL hosts resolve (tests: stubs, so that no test asks a real resolver) */
+  tapLookup?: { system: LookupFn | null; caller: LookupFn | null };
 }
 
 export interface Gateway {
@@ -126,14 +131,21 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     const media = await startMedia(config, advertise, log);
     if (media) closers.push(() => media.close());
 
+    // where taps may connect (issue 10): taps.allowedUrls for SIP, the checked address pinned
+    // (its entries were checked with the config)
+    const tapPolicy = new TapUrlPolicy({
+      allowedUrls: config.taps.allowedUrls,
+      lookup: opts.tapLookup ? opts.tapLookup.system : systemLookup,
+      callerLookup: opts.tapLookup ? opts.tapLookup.caller : gatewayDnsLookup(config.sip.dns),
+    });
     // taps: call audio to WebSocket servers and back
     const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps });
     closers.push(() => taps.close());
 
     // calls: the local endpoint (wsbridge) and the call controller at the proxy's hooks
-    const local = new LocalEndpoint({ transactions, transports, calls, media, log: log.child({ component: 'local' }), apps: { wsbridge: wsbridgeApp(taps) } });
+    const local = new LocalEndpoint({ transactions, transports, calls, media, log: log.child({ component: 'local' }), apps: { wsbridge: wsbridgeApp(taps, tapPolicy) } });
     closers.push(() => local.close());
-    const callMedia = new CallMedia({ calls, media, local, transactions, transports, startTap: callTapStarter(taps), log: log.child({ component: 'proxy' }) });
+    const callMedia = new CallMedia({ calls, media, local, transactions, transports, startTap: callTapStarter(taps, tapPolicy), log: log.child({ component: 'proxy' }) });
 
     // events and metrics
     const bus = new EventBus();
@@ -150,7 +162,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       hangup: (call, reason) => callMedia.hangup(call, reason),
       users: config.users,
       tapsOf: (id) => taps.forCall(id).map((t) => t.toJSON()),
-      extraApi: [tapsRouter(taps)],
+      extraApi: [tapsRouter(taps, tapPolicy)],
       webRoot,
       apiToken: config.http.apiToken,
       log: log.child({ component: 'http' }),
@@ -204,6 +216,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       log: log.child({ component: 'proxy' }),
       hooks: callMedia,
       draining: () => state.draining,
+      tapGate: sipTapGate(tapPolicy),
       maxForwards: config.sip.maxForwards,
       maxBranches: config.sip.maxBranches,
       tokens: new FlowTokens(loadInstallSecret(config.security.secretFile)),

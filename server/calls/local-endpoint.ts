@@ -97,8 +97,12 @@ export class LocalEndpoint {
     try {
       session = await app.start(call, params);
     } catch (e) {
-      this.d.calls.end(call, `${appName} failed: ${(e as Error).message}`);
-      return this.fail(tx, 503, `${appName} unavailable: ${(e as Error).message}`.slice(0, 100));
+      // ssrf (issue 10): a plain 503, the same for "not allowed", "refused", "no such host" or
+      // an HTTP status: a reason here would make us a port scanner. The detail is logged once.
+      this.d.log.warn({ callId: req.callId(), app: appName, reason: (e as Error).message, code: (e as { code?: unknown }).code }, 'local application failed: 503');
+      this.d.calls.end(call, `${appName} unavailable`);
+      tx.respond(makeResponse(tx.request, 503));
+      return 503;
     }
     if (tx.state !== 'proceeding') {
       session.stop('caller gone');

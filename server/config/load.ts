@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Kind, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
+import { AllowedUrlError, parseAllowedUrl } from '../net/url-allow-list.js';
 import { ConfigSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
@@ -163,6 +164,14 @@ function checkConsistency(cfg: Config): void {
   }
   const tls = cfg.http.tls;
   if ((tls.cert === null) !== (tls.key === null)) throw new ConfigError('http.tls: cert and key go together: set both or neither');
+  for (const entry of cfg.taps.allowedUrls) {
+    try {
+      parseAllowedUrl(entry);
+    } catch (e) {
+      if (e instanceof AllowedUrlError) throw new ConfigError(`taps.allowedUrls: ${e.message}`);
+      throw e;
+    }
+  }
   const seen = new Set<string>();
   for (const u of cfg.users) {
     if (seen.has(u.username)) throw new ConfigError(`users: username ${u.username} appears twice`);

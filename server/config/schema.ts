@@ -123,6 +123,14 @@ export const ConfigSchema = Type.Object({
 
   taps: Type.Object({
     maxTaps: Type.Integer({ minimum: 0, default: 2000, description: 'most audio taps at once' }),
+    allowedUrls: Type.Array(Type.String(), {
+      default: [],
+      maxItems: 1000,
+      description: 'where taps and wsbridge asked for in SIP (X-Audio-Stream, P-wsbridge-websocket-uri, the routing script) may connect, for trusted callers only; empty: taps from SIP are off. '
+        + 'Each entry is a ws:// or wss:// URL: scheme, host and port compared exactly (port omitted: 80/443), the path a prefix on segment boundaries, the query not compared; '
+        + 'the host may be "*.example.com" (names under it) or "*" (any host), which reach public addresses only: loopback, private, link-local (cloud metadata) and other internal addresses need the exact host. '
+        + 'The HTTP API (behind http.apiToken) may tap to any URL',
+    }),
     defaults: Type.Record(Type.String(), Type.Unknown(), {
       default: {},
       description: 'options every tap starts with (heartbeatSec, reconnect, deflate, tls, bufferMs, playTo, suppressLog, ...); a tap\'s own options win',

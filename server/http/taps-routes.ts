@@ -10,18 +10,29 @@
  *   POST /api/taps/:tapId/send_text {text}
  *   POST /api/taps/:tapId/pause | resume
  *   POST /api/taps/:tapId/stop      {metadata?}
- * Errors: 400 bad input, 404 unknown call or tap, 409 wrong state, 503 no room; always
- * {error, message}.
+ * Errors: 400 bad input (a URL whose host does not resolve, TLS files named in the request:
+ * those come from the config file only), 404 unknown call or tap, 409 wrong state, 503 no
+ * room; always {error, message}.
+ * The API is the operator's (behind http.apiToken): a tap may go to any URL, private
+ * addresses included, but like every tap it connects to the address resolved and checked
+ * when it starts (url-policy.ts); taps.allowedUrls binds taps asked for in SIP only.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { parseCommand, parseStartBody, TapInputError } from '../taps/options.js';
+import { startChecked } from '../taps/checked-start.js';
+import { systemLookup } from '../taps/tap-lookup.js';
 import type { TapService } from '../taps/tap-service.js';
+import { TapUrlPolicy, TapUrlRefused } from '../taps/url-policy.js';
 
 const CODES: Record<number, string> = { 400: 'bad_request', 404: 'not_found', 409: 'conflict', 503: 'unavailable' };
 
 function fail(res: Response, e: unknown): void {
   if (e instanceof TapInputError) {
     res.status(e.status).json({ error: CODES[e.status] ?? 'error', message: e.message });
+    return;
+  }
+  if (e instanceof TapUrlRefused) {
+    res.status(400).json({ error: 'bad_request', message: e.message });
     return;
   }
   throw e;
@@ -36,17 +47,18 @@ function textOf(v: unknown): string | null {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-export function tapsRouter(taps: TapService): express.Router {
+/** `policy`: the gateway's (default: one that resolves as the system does). */
+export function tapsRouter(taps: TapService, policy: TapUrlPolicy = new TapUrlPolicy({ allowedUrls: [], lookup: systemLookup })): express.Router {
   const r = express.Router();
 
-  r.post('/calls/:id/taps', (req, res) => {
+  r.post('/calls/:id/taps', async (req, res) => {
     try {
       const b = body(req);
       const callId = String(req.params.id);
       if (b.command !== undefined) {
         const cmd = parseCommand(b.command, b);
         if (cmd.action === 'start') {
-          const tap = taps.start(callId, cmd.options);
+          const tap = await startChecked(taps, policy, callId, cmd.options, 'api');
           return void res.status(201).json(tap.toJSON());
         }
         const list = taps.forCall(callId).filter((t) => t.state !== 'stopped');
@@ -59,7 +71,7 @@ export function tapsRouter(taps: TapService): express.Router {
         }
         return void res.json({ taps: list.map((t) => t.toJSON()) });
       }
-      const tap = taps.start(callId, parseStartBody(b));
+      const tap = await startChecked(taps, policy, callId, parseStartBody(b), 'api');
       res.status(201).json(tap.toJSON());
     } catch (e) {
       fail(res, e);

@@ -32,7 +32,7 @@ import { recordRoutes } from './record-route.js';
 import type { Resolver } from './resolver.js';
 import { Branch, chooseBest, ResponseContext, upstreamFinal } from './response-context.js';
 import { hash36, isBehindNat, isForUs, preprocessRoutes } from './route-set.js';
-import { runBranchRoute, ScriptContext } from './script-context.js';
+import { runBranchRoute, ScriptContext, type TapGate } from './script-context.js';
 
 export interface ProxyDeps {
   transactions: TransactionLayer;
@@ -55,6 +55,8 @@ export interface ProxyDeps {
   tokens: FlowTokens;
   /** the dialogs established through us: the only ones whose requests are relayed */
   dialogs: KnownDialogs;
+  /** answers the script's sip.mayTap() (the taps' URL policy); none: every tap from SIP refused */
+  tapGate?: TapGate;
 }
 
 /** Requests that create dialogs, and so get Record-Route (§16.6 step 4). */
@@ -110,7 +112,7 @@ export class ProxyCore {
     if (req.method === 'INVITE' && req.body.length > 0 && !isSdp(req.contentType())) {
       return this.reply(tx, 415, undefined, [['Accept', 'application/sdp']]);
     }
-    const ctx = new ScriptContext(req, route, this.d.log, this.d.locality, this.d.registrar);
+    const ctx = new ScriptContext(req, route, this.d.log, this.d.locality, this.d.registrar, this.d.tapGate);
     let action: Action;
     try {
       action = await runRequest(this.d.script, ctx);

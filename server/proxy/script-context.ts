@@ -31,6 +31,14 @@ export function targetFromBinding(b: Binding): Target {
   };
 }
 
+/**
+ * Whether a tap asked for in SIP may start (issue 10): implemented by the taps' URL policy
+ * (server/taps/sip-tap-gate.ts). Logs its refusals itself.
+ */
+export interface TapGate {
+  mayTap(spec: string | Record<string, unknown>, trusted: boolean, log: Logger): boolean;
+}
+
 export class ScriptContext implements RequestContext {
   flags = 0;
   branchFlags = 0;
@@ -39,6 +47,11 @@ export class ScriptContext implements RequestContext {
   readonly proto: TransportKind;
   readonly source: Source;
   readonly routed: boolean;
+  /**
+   * The request came from an authenticated user or a trusted peer. False until the core's
+   * authentication sets it (the lead wires this: proxy_authorize / sip.trustedPeers).
+   */
+  trusted = false;
   private childLog: Logger | null = null;
 
   constructor(
@@ -47,6 +60,7 @@ export class ScriptContext implements RequestContext {
     private readonly parentLog: Logger,
     private readonly locality: Locality,
     private readonly registrar: Registrar,
+    private readonly tapGate: TapGate | null = null,
   ) {
     this.method = req.method;
     this.source = req.source!;
@@ -112,6 +126,10 @@ export class ScriptContext implements RequestContext {
 
   drop(): Action {
     return { kind: 'drop' };
+  }
+
+  mayTap(spec: string | Record<string, unknown>): boolean {
+    return this.tapGate?.mayTap(spec, this.trusted, this.log) ?? false;
   }
 
   answerLocally(app: string, params: Record<string, string>): Action {

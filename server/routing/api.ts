@@ -55,6 +55,11 @@ export interface RequestContext {
   readonly log: Logger;
   /** the user a stage authenticated the request as (proxy_authorize's $au); null: not authenticated */
   authUser: string | null;
+  /**
+   * The request came from an authenticated user or a trusted peer (sip.trustedPeers): what
+   * may start taps and wsbridge. Set by the script's authentication (see routing/script.ts).
+   */
+  trusted: boolean;
 
   setFlag(flag: number): void;
   resetFlag(flag: number): void;
@@ -78,6 +83,13 @@ export interface RequestContext {
   drop(): Action;
   /** Answer the call in the gateway, into an application: 'wsbridge' (params: uri, headers, contentType). */
   answerLocally(app: string, params: Record<string, string>): Action;
+  /**
+   * May this request start a tap (or wsbridge) to where `spec` points: a URL, a
+   * mod_audio_stream command or the API's options. True only when the request is `trusted`
+   * and the URL matches taps.allowedUrls; a refusal is logged (say nothing more to the caller).
+   * The address is checked again, after resolving, when the tap connects.
+   */
+  mayTap(spec: string | Record<string, unknown>): boolean;
 }
 
 export interface BranchContext {

@@ -55,10 +55,13 @@ export const script: RoutingScript = {
     }
 
     // wsbridge (Nexmo): the gateway answers and bridges the caller to a WebSocket server named
-    // by the P-wsbridge-* headers (a script may set them itself instead)
+    // by the P-wsbridge-* headers (a script may set them itself instead). Only for trusted
+    // callers (authenticated users, trusted peers) and URLs in taps.allowedUrls: anyone else
+    // gets a plain 503, the same as for a server that cannot be reached (no scanning through us)
     if (user === 'wsbridge' && req.method === 'INVITE') {
       const uri = req.get('p-wsbridge-websocket-uri');
       if (!uri) return sip.reply(400, 'Missing P-wsbridge-websocket-uri');
+      if (!sip.mayTap(decode(uri))) return sip.reply(503, 'Service Unavailable');
       return sip.answerLocally('wsbridge', {
         uri: decode(uri),
         headers: decode(req.get('p-wsbridge-websocket-headers') ?? '{}'),
@@ -70,9 +73,11 @@ export const script: RoutingScript = {
     const targets = await sip.lookup();
     if (targets === null) return sip.reply(404, 'Not Found');
     if (targets.length === 0) return sip.reply(480, 'Temporarily Unavailable');
-    // an audio tap asked for by the caller: X-Audio-Stream: start <ws-url> <mix> <rate> [metadata]
+    // an audio tap asked for by the caller: X-Audio-Stream: start <ws-url> <mix> <rate> [metadata],
+    // honoured for trusted callers and URLs in taps.allowedUrls only; otherwise the call goes
+    // on untapped (the refusal is logged, the caller is told nothing)
     const tap = req.get('x-audio-stream');
-    return sip.relay(targets, { taps: req.method === 'INVITE' && tap ? [tap] : [] });
+    return sip.relay(targets, { taps: req.method === 'INVITE' && tap && sip.mayTap(tap) ? [tap] : [] });
   },
 
   // branch_route: choose the media handling of each leg from where it comes and goes

@@ -3,6 +3,7 @@
  * mod_audio_stream command line, the routing script, a SIP header). Pure: no I/O.
  */
 import type { ReconnectOptions, TlsOptions } from './tap-socket.js';
+import type { ResolvedAddress } from './url-policy.js';
 
 export type Mix = 'mono' | 'mixed' | 'stereo';
 export type Dialect = 'audio_stream' | 'twilio' | 'wsbridge';
@@ -56,6 +57,11 @@ export interface TapStartOptions {
   };
   /** wsbridge dialect: extra fields of the first JSON message */
   wsbridgeHeaders?: Record<string, unknown>;
+  /**
+   * The address the URL policy checked (url-policy.ts): the socket connects there and only
+   * there, reconnections included. Set by the gateway, never taken from a request.
+   */
+  connectTo?: ResolvedAddress;
 }
 
 /** A request that cannot be served: an HTTP status and a message for the user. */
@@ -83,6 +89,8 @@ export function parseUrl(v: unknown): string {
   }
   if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new TapInputError(400, `bad URL: ${JSON.stringify(v)} (ws:// or wss:// expected)`);
   if (!u.hostname) throw new TapInputError(400, `bad URL: ${JSON.stringify(v)} (no host)`);
+  // ws refuses a fragment by throwing from its constructor: refuse it here, with the reason
+  if (u.hash || v.includes('#')) throw new TapInputError(400, `bad URL: ${JSON.stringify(v)} (no fragment allowed)`);
   return u.toString();
 }
 
@@ -143,8 +151,16 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
-/** Validates a start request (the JSON body of POST /api/calls/:id/taps). */
-export function parseStartBody(body: unknown): TapStartOptions {
+/** The TLS keys that name server files: the config file's (taps.defaults.tls) only. */
+export const TLS_FILE_KEYS = ['caFile', 'certFile', 'keyFile'] as const;
+
+/**
+ * Validates a start request (the JSON body of POST /api/calls/:id/taps, a script's options).
+ * `fromConfig`: these are taps.defaults, the only place TLS files may be named; a request
+ * naming one is refused before any file is touched (its message is the same whether the
+ * file exists or not).
+ */
+export function parseStartBody(body: unknown, o: { fromConfig?: boolean } = {}): TapStartOptions {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TapInputError(400, 'a JSON object is expected');
   const b = body as Record<string, unknown>;
   const dialect = (b.dialect ?? 'audio_stream') as string;
@@ -168,7 +184,12 @@ export function parseStartBody(body: unknown): TapStartOptions {
   if (b.tls !== undefined && b.tls !== null) {
     if (typeof b.tls !== 'object') throw new TapInputError(400, 'tls must be an object');
     const t = b.tls as Record<string, unknown>;
-    tlsOpts = { caFile: str(t.caFile), certFile: str(t.certFile), keyFile: str(t.keyFile), checkHostname: parseBool(t.checkHostname, 'tls.checkHostname') };
+    if (!o.fromConfig && TLS_FILE_KEYS.some((k) => t[k] !== undefined && t[k] !== null)) {
+      throw new TapInputError(400, 'tls.caFile, tls.certFile and tls.keyFile are set in the config file only (taps.defaults.tls), never per request');
+    }
+    tlsOpts = o.fromConfig
+      ? { caFile: str(t.caFile), certFile: str(t.certFile), keyFile: str(t.keyFile), checkHostname: parseBool(t.checkHostname, 'tls.checkHostname') }
+      : { checkHostname: parseBool(t.checkHostname, 'tls.checkHostname') };
   }
   let twilio: TapStartOptions['twilio'];
   if (b.twilio !== undefined && b.twilio !== null) {
@@ -239,4 +260,20 @@ export function parseCommand(command: unknown, extra: Record<string, unknown> = 
     default:
       throw new TapInputError(400, `unknown command ${JSON.stringify(verb)}: start, stop, send_text, pause or resume`);
   }
+}
+
+/**
+ * A tap's options over the config's defaults: keys the request left undefined keep the
+ * default (parseStartBody writes every key), and `tls` merges key by key, so that a request's
+ * `checkHostname` does not drop the config's CA and client certificate.
+ */
+export function withDefaults(defaults: Partial<TapStartOptions> | undefined, options: TapStartOptions): TapStartOptions {
+  const out: Record<string, unknown> = { ...defaults };
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) out[k] = v;
+  if (defaults?.tls && options.tls) {
+    const tls: Record<string, unknown> = { ...defaults.tls };
+    for (const [k, v] of Object.entries(options.tls)) if (v !== undefined) tls[k] = v;
+    out.tls = tls;
+  }
+  return out as unknown as TapStartOptions;
 }

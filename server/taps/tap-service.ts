@@ -14,10 +14,11 @@ import type { Call } from '../calls/call.js';
 import type { CallRegistry } from '../calls/call-registry.js';
 import type { MediaService } from '../media/media-service.js';
 import type { CallInfo } from './dialect.js';
-import { contentTypeRate } from './dialects/wsbridge.js';
+import { contentTypeRate, wsbridgeUrl } from './dialects/wsbridge.js';
 import { FrameClock } from './frame-clock.js';
-import { parseUrl, TapInputError, type TapStartOptions } from './options.js';
+import { parseUrl, TapInputError, withDefaults, type TapStartOptions } from './options.js';
 import { Tap, type TapEvent } from './tap.js';
+import type { ResolvedAddress } from './url-policy.js';
 
 export interface TapServiceEvents {
   /** every event of every tap (publish these on the gateway's event stream) */
@@ -45,6 +46,8 @@ export interface WsBridgeParams {
   headers?: string | Record<string, unknown> | null;
   /** P-wsbridge-websocket-content-type: audio/l16;rate=16000 (default) or rate=8000 */
   contentType?: string | null;
+  /** the address the URL policy checked (wsbridge-app.ts) */
+  connectTo?: ResolvedAddress;
 }
 
 function callInfo(call: Call): CallInfo {
@@ -78,7 +81,8 @@ export class TapService extends EventEmitter<TapServiceEvents> {
     if (!this.d.media) throw new TapInputError(409, 'media is not anchored in this gateway (media.enabled is false): nothing to tap');
     if (call.state === 'answered' && !this.d.media.has(call.id)) throw new TapInputError(409, `call ${callId} has no media session to tap`);
     if (this.taps.size >= (this.d.maxTaps ?? 2000)) throw new TapInputError(503, 'too many taps');
-    const opts: TapStartOptions = { ...this.d.defaults, ...options, url: parseUrl(options.url) };
+    // ssrf (issue 10): undefined keys keep the config's defaults; tls merges key by key
+    const opts: TapStartOptions = { ...withDefaults(this.d.defaults, options), url: parseUrl(options.url) };
     const media = this.d.media;
     const tap = new Tap(callInfo(call), opts, {
       clock: this.clock,
@@ -131,7 +135,7 @@ export class TapService extends EventEmitter<TapServiceEvents> {
       }
     } else if (p.headers && typeof p.headers === 'object') headers = p.headers;
     // the gateway itself answered the caller: the media is there before the call is "answered"
-    return this.start(callId, { url: /^wss?%3A/i.test(p.uri) ? decode(p.uri) : p.uri, dialect: 'wsbridge', mix: 'mono', rate, playTo: 'caller', comfortNoise: true, wsbridgeHeaders: headers }, { attachNow: true });
+    return this.start(callId, { url: wsbridgeUrl(p.uri), dialect: 'wsbridge', mix: 'mono', rate, playTo: 'caller', comfortNoise: true, wsbridgeHeaders: headers, connectTo: p.connectTo }, { attachNow: true });
   }
 
   get(tapId: string): Tap | undefined {

@@ -18,6 +18,8 @@ import fs from 'node:fs/promises';
 import tls from 'node:tls';
 import WebSocket from 'ws';
 import { classifySocketError, TapError, TapErrorCode } from './errors.js';
+import { pinnedLookup } from './tap-lookup.js';
+import type { ResolvedAddress } from './url-policy.js';
 
 export interface TlsOptions {
   /** PEM file of the CA(s) to trust; "NONE" accepts any certificate; default: the system's */
@@ -41,6 +43,8 @@ export interface ReconnectOptions {
 
 export interface TapSocketOptions {
   url: string;
+  /** connect to this address only (the one the URL policy checked), the URL's host kept for Host, SNI and the certificate */
+  address?: ResolvedAddress;
   headers?: Record<string, string>;
   /** offer permessage-deflate (default false) */
   deflate?: boolean;
@@ -174,6 +178,8 @@ export class TapSocket extends EventEmitter<TapSocketEvents> {
       maxPayload: this.o.maxMessageBytes ?? 32 * 1024 * 1024,
       followRedirects: false,
       generateMask,
+      // ssrf (issue 10): no DNS of our own here; the socket goes to the address that was checked
+      ...(this.o.address ? { lookup: pinnedLookup(this.o.address) } : {}),
       ...(this.secure
         ? {
             ...this.tlsOpts,

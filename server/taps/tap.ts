@@ -196,6 +196,7 @@ export class Tap extends EventEmitter<TapEvents> implements Ticking {
     const rc = options.reconnect;
     this.socket = new TapSocket({
       url: options.url,
+      address: options.connectTo, // ssrf (issue 10): the address the URL policy checked
       headers: options.headers,
       deflate: options.deflate === true,
       tls: options.tls,

@@ -80,6 +80,8 @@ export class SipStatusError extends Error {
     readonly status: number,
     readonly reason: string,
     what: string,
+    /** the failure response itself, when one came (its headers, for tests that check them) */
+    readonly response: SipResponse | null = null,
   ) {
     super(`${what}: ${status} ${reason}`);
   }
@@ -1565,7 +1567,7 @@ export class PhoneCall {
       }
     }
     if (tx !== this.inviteTx || this.state === 'terminated') return;
-    this.answeredD.reject(new SipStatusError(status, res.reason, `INVITE ${this.targetUri}`));
+    this.answeredD.reject(new SipStatusError(status, res.reason, `INVITE ${this.targetUri}`, res));
     const cancelled = this.cancelSent && status === 487;
     this.end(cancelled ? { by: 'local', reason: 'cancel', status } : { by: 'remote', reason: 'rejected', status });
   }

@@ -4,7 +4,7 @@
  */
 import pino from 'pino';
 import type { Call } from '../../server/calls/call.js';
-import type { Gateway } from '../../server/gateway.js';
+import type { Gateway, GatewayOptions } from '../../server/gateway.js';
 import { goertzelPower } from '../../server/audio/tone.js';
 import { TapService } from '../../server/taps/tap-service.js';
 import type { TapEvent } from '../../server/taps/tap.js';
@@ -20,8 +20,10 @@ export interface TapRig {
   close(): Promise<void>;
 }
 
-export async function startRig(): Promise<TapRig> {
-  const gw = await startTestGateway();
+type GatewayConfig = Parameters<typeof startTestGateway>[0];
+
+export async function startRig(over: GatewayConfig = {}, opts: GatewayOptions = {}): Promise<TapRig> {
+  const gw = await startTestGateway(over, opts);
   const taps = new TapService({ calls: gw.calls, media: gw.media, log: pino({ level: process.env.TEST_LOG ?? 'silent' }) });
   const events: TapEvent[] = [];
   taps.on('event', (e) => events.push(e));
@@ -39,10 +41,14 @@ export async function startRig(): Promise<TapRig> {
   return rig;
 }
 
-/** A rig and a `ws` tap server, as the taps' suites start them in before(). */
-export async function startRigAndServer(): Promise<{ rig: TapRig; server: WsTapServer }> {
-  const rig = await startRig();
-  return { rig, server: await WsTapServer.start() };
+/**
+ * A rig and a `ws` tap server, as the taps' suites start them in before(). `gateway`: the
+ * gateway's config and options, made knowing the server (e.g. its URL in taps.allowedUrls).
+ */
+export async function startRigAndServer(gateway?: (server: WsTapServer) => [GatewayConfig, GatewayOptions?]): Promise<{ rig: TapRig; server: WsTapServer }> {
+  const server = await WsTapServer.start();
+  const [over, opts] = gateway?.(server) ?? [{}];
+  return { rig: await startRig(over, opts), server };
 }
 
 /** after(): the server first (its sockets), then the rig. */

@@ -2,7 +2,8 @@
  * Taps asked for in SIP, through the gateway as it runs: an INVITE carrying
  * X-Audio-Stream starts a tap when the call is answered (the routing script's sip.tap()),
  * and an INVITE to `wsbridge` with the P-wsbridge-* headers is answered by the gateway and
- * bridged to the WebSocket server.
+ * bridged to the WebSocket server. Both for trusted callers and allowed URLs (the refusals:
+ * taps-ssrf.int.test.ts).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import type { Gateway } from '../../server/gateway.js';
 import { detectTone } from '../../server/audio/tone.js';
 import { startTestGateway, waitFor } from '../helpers/gateway.js';
 import { registeredPair, type RtpPhone } from '../helpers/rtp-phone.js';
+import { trustingScript } from '../helpers/trusted-script.js';
 import { WsTapServer } from '../helpers/ws-tap-server.js';
 
 function pcm(frames: { data: Buffer }[]): Int16Array {
@@ -24,8 +26,9 @@ describe('taps asked for in SIP', () => {
   let bob: RtpPhone;
 
   before(async () => {
-    gw = await startTestGateway({ media: { minPort: 39000, maxPort: 39199 } });
     server = await WsTapServer.start();
+    // taps from SIP: trusted callers (here every one) and the URLs of taps.allowedUrls only
+    gw = await startTestGateway({ media: { minPort: 39000, maxPort: 39199 }, taps: { allowedUrls: [server.url('/asr'), server.url('/bridge')] } }, { script: trustingScript() });
     ({ alice, bob } = await registeredPair(`127.0.0.1:${gw.ports.udp}`));
   });
   after(async () => {

@@ -4,23 +4,34 @@
  * endpoint as the caller): the first JSON message, one L16 frame per 20 ms RTP frame,
  * nothing in silence, server audio heard, comfort noise between, DTMF as text, either side
  * closing ends the other. Then end to end: a desk phone INVITEs `wsbridge` with the
- * P-wsbridge-* headers (URL-encoded) through the gateway's local endpoint.
+ * P-wsbridge-* headers (URL-encoded) through the gateway's local endpoint, as a trusted caller
+ * (wsbridge from SIP is for trusted callers and URLs of taps.allowedUrls only).
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { detectTone } from '../../server/audio/tone.js';
+import { TapUrlPolicy } from '../../server/taps/url-policy.js';
 import { wsbridgeApp } from '../../server/taps/wsbridge-app.js';
 import { waitFor } from '../helpers/gateway.js';
 import { buildSdp, offerFormats, parseSdp, planMedia, RtpMedia, RtpPhone, sleep } from '../helpers/rtp-phone.js';
 import { closeRigAndServer, concat, l16, rms, sineL16, startRigAndServer, type TapRig } from '../helpers/tap-call.js';
+import { trustingScript } from '../helpers/trusted-script.js';
 import { WsTapServer } from '../helpers/ws-tap-server.js';
+
+/** a port nothing listens on (a server that cannot be reached) */
+const UNREACHABLE = 'ws://127.0.0.1:1/none';
 
 describe('wsbridge', () => {
   let rig: TapRig;
   let server: WsTapServer;
 
-  before(async () => ({ rig, server } = await startRigAndServer()));
+  let allowedUrls: string[];
+
+  before(async () => ({ rig, server } = await startRigAndServer((s) => {
+    allowedUrls = [s.url('/sip'), UNREACHABLE];
+    return [{ taps: { allowedUrls } }, { script: trustingScript() }];
+  })));
   after(() => closeRigAndServer(rig, server));
 
   test('on a call the gateway answered itself: JSON first, L16 per RTP frame, nothing in silence, audio back, DTMF, close ends the call', async () => {
@@ -89,7 +100,7 @@ describe('wsbridge', () => {
       t.skip('the gateway has no local endpoint');
       return;
     }
-    local.register('wsbridge', wsbridgeApp(rig.taps));
+    local.register('wsbridge', wsbridgeApp(rig.taps, new TapUrlPolicy({ allowedUrls })));
     const gateway = `127.0.0.1:${rig.gw.ports.udp}`;
     const alice = await RtpPhone.start({ user: 'alice', password: 'pw-alice', gateway, tone: 440, codecs: ['G722', 'PCMU'] });
     rig.phones.push(alice);
@@ -127,7 +138,7 @@ describe('wsbridge', () => {
     assert.deepEqual(end, { by: 'remote', reason: 'bye' });
 
     // 3: a server that cannot be reached: the INVITE fails
-    const pc3 = alice.call('wsbridge', { headers: [['P-wsbridge-websocket-uri', encodeURIComponent('ws://127.0.0.1:1/none')]] });
+    const pc3 = alice.call('wsbridge', { headers: [['P-wsbridge-websocket-uri', encodeURIComponent(UNREACHABLE)]] });
     await assert.rejects(pc3.answered, (e: unknown) => (e as { status?: number }).status === 503);
     await alice.unregister();
   });

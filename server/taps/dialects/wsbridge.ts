@@ -15,6 +15,16 @@ import type { Dialect, DialectFactoryInput } from '../dialect.js';
 import { TapErrorCode } from '../errors.js';
 import { L16Framer } from '../l16-framer.js';
 
+/** The WebSocket URL of P-wsbridge-websocket-uri: URL-decoded when it comes still encoded. */
+export function wsbridgeUrl(uri: string): string {
+  if (!/^wss?%3A/i.test(uri)) return uri;
+  try {
+    return decodeURIComponent(uri);
+  } catch {
+    return uri;
+  }
+}
+
 export function contentTypeRate(contentType: string): 8000 | 16000 | null {
   const m = /^\s*audio\/l16\s*(?:;\s*rate\s*=\s*(\d+))?\s*$/i.exec(contentType);
   if (!m) return null;
