@@ -24,14 +24,20 @@ export interface FileStoreOptions {
 
 export class FileLocationStore extends MemoryLocationStore {
   private stream: fs.WriteStream | null = null;
-  private pending: string[] = [];
+  /**
+   * Lines not yet written, one per AOR: each line is the AOR's whole state, so a newer one
+   * replaces an older one still waiting (a burst, or the time a compaction takes, costs one
+   * line per AOR, not one per change).
+   */
+  private pending = new Map<string, string>();
   private pendingBytes = 0;
   private flushScheduled = false;
   /** bytes in the journal file (written, or queued on the stream) */
   private journalBytes = 0;
   /** bytes of the last snapshot: the live table's size then */
   private snapshotBytes = 0;
-  private compacting = false;
+  private compaction: Promise<void> | null = null;
+  private closed = false;
   private readonly compactBytes: number;
 
   private constructor(private readonly file: string, opts: FileStoreOptions) {
@@ -66,7 +72,12 @@ export class FileLocationStore extends MemoryLocationStore {
   override put(aor: string, bindings: Binding[]): void {
     this.setSync(aor, bindings);
     const line = JSON.stringify({ a: aor, b: bindings } satisfies JournalLine) + '\n';
-    this.pending.push(line);
+    const older = this.pending.get(aor);
+    if (older !== undefined) {
+      this.pendingBytes -= Buffer.byteLength(older);
+      this.pending.delete(aor);
+    }
+    this.pending.set(aor, line);
     this.pendingBytes += Buffer.byteLength(line);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -76,12 +87,12 @@ export class FileLocationStore extends MemoryLocationStore {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.compacting || !this.stream || this.pending.length === 0) return;
-    this.stream.write(this.pending.join(''));
+    if (this.compaction || !this.stream || this.pending.size === 0) return;
+    this.stream.write([...this.pending.values()].join(''));
     this.journalBytes += this.pendingBytes;
-    this.pending = [];
+    this.pending = new Map();
     this.pendingBytes = 0;
-    if (this.journalBytes > this.compactBytes && this.journalBytes > 2 * this.snapshotBytes) void this.compact();
+    if (!this.closed && this.journalBytes > this.compactBytes && this.journalBytes > 2 * this.snapshotBytes) void this.compact();
   }
 
   /** Bytes in the journal file now (for tests and metrics). */
@@ -90,37 +101,41 @@ export class FileLocationStore extends MemoryLocationStore {
   }
 
   /** Rewrites the journal as one line per live AOR (atomically: write, then rename). */
-  private async compact(): Promise<void> {
-    if (this.compacting) return;
-    this.compacting = true;
-    try {
-      const now = Date.now();
-      const lines: string[] = [];
-      for (const aor of this.table.keys()) {
-        const b = this.getSync(aor, now);
-        if (b.length === 0) continue;
-        lines.push(JSON.stringify({ a: aor, b } satisfies JournalLine) + '\n');
-      }
-      const snapshot = lines.join('');
-      // Changes made while we write wait in `pending`: they follow the snapshot (those queued
-      // before are in the snapshot already).
-      this.pending = [];
-      this.pendingBytes = 0;
-      const old = this.stream;
-      this.stream = null;
-      if (old) await new Promise<void>((r) => old.end(r));
-      const tmp = this.file + '.tmp';
-      await fsp.writeFile(tmp, snapshot);
-      await fsp.rename(tmp, this.file);
-      this.snapshotBytes = this.journalBytes = Buffer.byteLength(snapshot);
-      this.stream = fs.createWriteStream(this.file, { flags: 'a' });
-    } finally {
-      this.compacting = false;
+  private compact(): Promise<void> {
+    this.compaction ??= this.rewrite().finally(() => {
+      this.compaction = null;
+      this.flush();
+    });
+    return this.compaction;
+  }
+
+  private async rewrite(): Promise<void> {
+    const now = Date.now();
+    const lines: string[] = [];
+    for (const aor of this.table.keys()) {
+      const b = this.getSync(aor, now);
+      if (b.length === 0) continue;
+      lines.push(JSON.stringify({ a: aor, b } satisfies JournalLine) + '\n');
     }
-    this.flush();
+    const snapshot = lines.join('');
+    // Changes made while we write wait in `pending`: they follow the snapshot (those queued
+    // before are in the snapshot already).
+    this.pending = new Map();
+    this.pendingBytes = 0;
+    const old = this.stream;
+    this.stream = null;
+    if (old) await new Promise<void>((r) => old.end(r));
+    const tmp = this.file + '.tmp';
+    await fsp.writeFile(tmp, snapshot);
+    await fsp.rename(tmp, this.file);
+    this.snapshotBytes = this.journalBytes = Buffer.byteLength(snapshot);
+    if (!this.closed) this.stream = fs.createWriteStream(this.file, { flags: 'a' });
   }
 
   override async close(): Promise<void> {
+    // a compaction under way finishes first (its snapshot, then what waited, is the journal)
+    if (this.compaction) await this.compaction;
+    this.closed = true;
     this.flush();
     const s = this.stream;
     this.stream = null;
