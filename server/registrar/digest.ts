@@ -122,11 +122,14 @@ export function timingSafeEqualHex(a: string, b: string): boolean {
 export type NonceCheck = 'valid' | 'stale' | 'invalid';
 export type NonceUse = 'ok' | 'replayed' | 'evicted';
 
-/** Bytes of a nonce: issue time (ms, 6), nonce id (4), HMAC (14); 32 characters of base64url. */
-const TIME_BYTES = 6;
-const HEAD_BYTES = TIME_BYTES + 4;
-const MAC_BYTES = 14;
-const NONCE_BYTES = HEAD_BYTES + MAC_BYTES;
+/**
+ * A nonce is 32 characters: its issue time (ms, base 36, 9 characters), its id (base 36, 7)
+ * and 16 characters (96 bits) of HMAC-SHA-256 over both and what the nonce is bound to.
+ */
+const TIME_CHARS = 9;
+const HEAD_CHARS = TIME_CHARS + 7;
+const MAC_CHARS = 16;
+const NONCE_SHAPE = /^[0-9a-z]{16}[A-Za-z0-9_-]{16}$/;
 
 /**
  * Digest nonces (RFC 7616 §3.3, §5.4): each challenge gets its own nonce, made of its issue
@@ -141,7 +144,7 @@ const NONCE_BYTES = HEAD_BYTES + MAC_BYTES;
  * cannot slip through a reused slot.
  */
 export class NonceFactory {
-  private readonly secret = crypto.randomBytes(32);
+  private readonly hmac = new Hmac();
   private nextId = crypto.randomBytes(4).readUInt32BE(0);
   private readonly mask: number;
   /** per slot: the id of the nonce that owns it, and the highest nc used with it (0: none yet) */
@@ -160,21 +163,18 @@ export class NonceFactory {
   make(bind: string, now = Date.now()): string {
     const id = this.nextId;
     this.nextId = (id + 1) >>> 0;
-    const raw = Buffer.allocUnsafe(NONCE_BYTES);
-    raw.writeUIntBE(Math.max(0, Math.floor(now)), 0, TIME_BYTES);
-    raw.writeUInt32BE(id, TIME_BYTES);
-    this.mac(raw, bind).copy(raw, HEAD_BYTES, 0, MAC_BYTES);
+    const head = Math.max(0, Math.floor(now)).toString(36).padStart(TIME_CHARS, '0') + id.toString(36).padStart(HEAD_CHARS - TIME_CHARS, '0');
     this.ids[id & this.mask] = id;
     this.counts[id & this.mask] = 0;
-    return raw.toString('base64url');
+    return head + this.hmac.sign(head + bind).slice(0, MAC_CHARS);
   }
 
   /** Ours and for this `bind` ('invalid' otherwise); 'stale' once older than the TTL. */
   check(nonce: string, bind: string, now = Date.now()): NonceCheck {
-    const raw = decode(nonce);
-    if (raw === null) return 'invalid';
-    if (!crypto.timingSafeEqual(this.mac(raw, bind).subarray(0, MAC_BYTES), raw.subarray(HEAD_BYTES))) return 'invalid';
-    const issued = raw.readUIntBE(0, TIME_BYTES);
+    if (nonce.length !== HEAD_CHARS + MAC_CHARS || !NONCE_SHAPE.test(nonce)) return 'invalid';
+    const head = nonce.slice(0, HEAD_CHARS);
+    if (!timingSafeEqualHex(this.hmac.sign(head + bind).slice(0, MAC_CHARS), nonce.slice(HEAD_CHARS))) return 'invalid';
+    const issued = parseInt(nonce.slice(0, TIME_CHARS), 36);
     if (issued > now + 1000) return 'invalid';
     return now - issued > this.ttlMs ? 'stale' : 'valid';
   }
@@ -185,11 +185,9 @@ export class NonceFactory {
    * Call only once the response proved the credentials, so a guess cannot burn a count.
    */
   use(nonce: string, nc: number): NonceUse {
-    const raw = decode(nonce);
-    if (raw === null) return 'evicted';
-    const id = raw.readUInt32BE(TIME_BYTES);
+    const id = parseInt(nonce.slice(TIME_CHARS, HEAD_CHARS), 36);
     const slot = id & this.mask;
-    if (this.ids[slot] !== id) return 'evicted';
+    if (!NONCE_SHAPE.test(nonce) || this.ids[slot] !== id) return 'evicted';
     if (nc <= this.counts[slot]!) return 'replayed';
     this.counts[slot] = nc;
     return 'ok';
@@ -199,19 +197,32 @@ export class NonceFactory {
   toJSON(): { slots: number; ttlMs: number } {
     return { slots: this.ids.length, ttlMs: this.ttlMs };
   }
-
-  private mac(raw: Buffer, bind: string): Buffer {
-    return crypto.createHmac('sha256', this.secret).update(raw.subarray(0, HEAD_BYTES)).update(bind, 'latin1').digest();
-  }
 }
 
-/** The bytes of a nonce in exactly the form make() wrote, else null. */
-function decode(nonce: string): Buffer | null {
-  if (nonce.length !== 32) return null;
-  const raw = Buffer.from(nonce, 'base64url');
-  // Node's decoder skips characters outside the alphabet: only the exact text make() wrote is ours
-  if (raw.length !== NONCE_BYTES || raw.toString('base64url') !== nonce) return null;
-  return raw;
+/**
+ * HMAC-SHA-256 (RFC 2104) of ASCII text in two one-shot hashes (crypto.createHmac makes an
+ * object and costs three times as much). The key is 64 random 7-bit bytes: key XOR ipad/opad
+ * stays ASCII, so the padded keys can be strings that hash as exactly those bytes.
+ */
+export class Hmac {
+  private readonly ipad: string;
+  /** opad-key block followed by room for the inner digest */
+  private readonly outer = Buffer.alloc(64 + 32);
+
+  /** @param key 64 bytes below 0x80 (default: random) */
+  constructor(private readonly key = crypto.randomBytes(64).map((b) => b & 0x7f)) {
+    if (key.length !== 64 || key.some((b) => b > 0x7f)) throw new RangeError('the HMAC key must be 64 bytes below 0x80');
+    this.ipad = Buffer.from(key.map((b) => b ^ 0x36)).toString('latin1');
+    for (let i = 0; i < 64; i++) this.outer[i] = key[i]! ^ 0x5c;
+  }
+
+  /** base64url of HMAC-SHA-256(key, text), text taken as latin1 (one byte per character). */
+  sign(text: string): string {
+    if (oneShot === null || !isAscii(text)) return crypto.createHmac('sha256', this.key).update(text, 'latin1').digest('base64url');
+    // the inner digest as latin1 text, written back as its bytes ('buffer' output is slower)
+    this.outer.write(oneShot('sha256', this.ipad + text, 'binary'), 64, 'latin1');
+    return oneShot('sha256', this.outer, 'base64url');
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   expectedResponse,
   ha1,
   ha2CacheSize,
+  Hmac,
   NonceFactory,
   nonceCount,
   parseCredentials,
@@ -212,6 +213,18 @@ describe('NonceFactory', () => {
     assert.equal(f.use(old, 1), 'evicted');
     assert.deepEqual(f.toJSON(), { slots: 4, ttlMs: 30_000 });
     assert.throws(() => new NonceFactory(30_000, 3), RangeError);
+  });
+});
+
+describe('Hmac', () => {
+  it('is HMAC-SHA-256 (RFC 2104): the same as crypto.createHmac, ASCII or not', async () => {
+    const crypto = await import('node:crypto');
+    const key = crypto.randomBytes(64).map((b) => b & 0x7f);
+    const h = new Hmac(key);
+    for (const text of ['', 'lq2x9k0ab00012ab127.0.0.1', 'x'.repeat(300), 'caf\u00e9 \u00ff']) {
+      assert.equal(h.sign(text), crypto.createHmac('sha256', key).update(text, 'latin1').digest('base64url'), JSON.stringify(text));
+    }
+    assert.throws(() => new Hmac(Buffer.alloc(64, 0x80)), RangeError);
   });
 });
 
