@@ -165,7 +165,7 @@ async function registrarBench(): Promise<void> {
   const refreshPer: number[] = [];
   for (let r = 0; r < ROUNDS + 1; r++) {
     const registrar = new Registrar(new MemoryLocationStore(), {
-      authenticate: false, minExpires: 60, maxExpires: 7200, defaultExpires: 3600, nonceTtl: 300, algorithms: ['MD5'], realm: null,
+      authenticate: false, minExpires: 60, maxExpires: 7200, defaultExpires: 3600, nonceTtl: 30, algorithms: ['MD5'], realm: REALM, domains: [REALM], maxContacts: 10,
     }, []);
     for (const cseq of [1, 2]) {
       const msgs: SipRequest[] = [];

@@ -105,7 +105,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     // registrar and its store
     const store = await openStore(config);
     closers.push(() => store.close());
-    const registrar = new Registrar(store, { ...config.registrar, realm: config.sip.realm }, config.users);
+    const realm = config.sip.realm ?? config.sip.domains[0] ?? advertise;
+    const registrar = new Registrar(store, { ...config.registrar, realm, domains: [...config.sip.domains, advertise] }, config.users);
     registrar.start();
     closers.push(() => registrar.stop());
     logRegistrations(registrar, log);
@@ -297,7 +298,7 @@ async function openStore(config: Config): Promise<LocationStore> {
     case 'memory':
       return new MemoryLocationStore();
     case 'file':
-      return FileLocationStore.open(path.resolve(s.path));
+      return FileLocationStore.open(path.resolve(s.path), { compactBytes: s.compactBytes });
     case 'redis': {
       const { RedisLocationStore } = await import('./registrar/redis-store.js');
       return RedisLocationStore.connect(s.url, s.prefix);

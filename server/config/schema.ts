@@ -31,7 +31,7 @@ export const ConfigSchema = Type.Object({
       default: [],
       description: 'domain names served as ours besides our own addresses (AORs are user@any-of-these)',
     }),
-    realm: Nullable(Type.String({ description: 'digest realm; null: the domain the request is for (like OpenSIPS)' })),
+    realm: Nullable(Type.String({ description: 'digest realm of every challenge; null: the first of sip.domains, else the advertised address' })),
     advertise: Nullable(Type.String({
       description: 'address written in Via, Record-Route and Contact; null: the first non-internal IPv4 address, else 127.0.0.1',
     })),
@@ -88,7 +88,14 @@ export const ConfigSchema = Type.Object({
     minExpires: Type.Integer({ minimum: 0, default: 60, description: 'shorter registrations get 423 Interval Too Brief' }),
     maxExpires: Type.Integer({ minimum: 1, default: 7200, description: 'longer registrations are cut to this' }),
     defaultExpires: Type.Integer({ minimum: 1, default: 3600, description: 'when the REGISTER names none' }),
-    nonceTtl: Type.Integer({ minimum: 5, default: 300, description: 'seconds a digest nonce stays valid' }),
+    nonceTtl: Type.Integer({
+      minimum: 1, default: 30,
+      description: 'seconds a digest nonce stays valid; a client using an older one is challenged again with stale=true (it retries without asking its user)',
+    }),
+    maxContacts: Type.Integer({
+      minimum: 1, default: 10,
+      description: 'bindings per user; a REGISTER adding more replaces the oldest (Asterisk remove_existing), one naming more gets 403',
+    }),
     algorithms: Type.Array(Type.Union([Type.Literal('MD5'), Type.Literal('SHA-256')]), {
       default: ['MD5'], minItems: 1, description: 'digest algorithms offered in challenges, preferred first (RFC 8760)',
     }),
@@ -99,6 +106,10 @@ export const ConfigSchema = Type.Object({
       path: Type.String({ default: './data/location.jsonl', description: 'file store: the journal' }),
       url: Type.String({ default: 'redis://127.0.0.1:6379', description: 'redis store: server URL' }),
       prefix: Type.String({ default: 'gw:loc:', description: 'redis store: key prefix' }),
+      compactBytes: Type.Integer({
+        minimum: 4096, default: 1048576,
+        description: 'file store: the journal is rewritten (compacted) once it is over this size and over twice the live table',
+      }),
     }, { additionalProperties: false, default: {}, description: 'where registrations are kept' }),
   }, { additionalProperties: false, default: {} }),
 

@@ -1,7 +1,7 @@
 /**
- * HTTP Digest for SIP (RFC 3261 §22.4, RFC 2617 qop=auth, RFC 8760 SHA-256). Nonces are
- * stateless: a timestamp and its HMAC under a per-process secret, so a challenge costs no
- * memory and a forged or expired nonce is known without a table.
+ * HTTP Digest for SIP (RFC 3261 §22.4, RFC 2617 qop=auth, RFC 7616 / RFC 8760 SHA-256).
+ * Nonces are checked without a table (a timestamp, an id and an HMAC under a per-process
+ * secret, bound to the client's address); only their nonce-counts are kept, in a fixed table.
  */
 import crypto from 'node:crypto';
 import { isWs, scanQuoted, skipWs, trimmedSlice, unquote } from '../sip/grammar.js';
@@ -71,6 +71,13 @@ function hash(alg: DigestAlgorithm, s: string): string {
 
 /** H(method:uri) by algorithm, method and uri: a REGISTER's is the same for every user. */
 const ha2Cache = new Map<string, string>();
+const HA2_CACHE_MAX = 1000;
+const HA2_URI_MAX = 256;
+
+/** Entries in the H(A2) cache (bounded: at most 1000 uris of at most 256 characters). */
+export function ha2CacheSize(): number {
+  return ha2Cache.size;
+}
 
 function ha2(alg: DigestAlgorithm, method: string, uri: string): string {
   const text = `${method}:${uri}`;
@@ -78,8 +85,11 @@ function ha2(alg: DigestAlgorithm, method: string, uri: string): string {
   let h = ha2Cache.get(key);
   if (h === undefined) {
     h = hash(alg, text);
-    if (ha2Cache.size >= 1000) ha2Cache.clear(); // the uri is the client's: keep it bounded
-    ha2Cache.set(key, h);
+    // the uri is the client's: the cache keeps at most HA2_CACHE_MAX short ones
+    if (uri.length <= HA2_URI_MAX) {
+      if (ha2Cache.size >= HA2_CACHE_MAX) ha2Cache.clear();
+      ha2Cache.set(key, h);
+    }
   }
   return h;
 }
@@ -110,48 +120,121 @@ export function timingSafeEqualHex(a: string, b: string): boolean {
 }
 
 export type NonceCheck = 'valid' | 'stale' | 'invalid';
+export type NonceUse = 'ok' | 'replayed' | 'evicted';
 
 /**
- * Nonces name the second they were issued in: everyone challenged in the same second gets
- * the same nonce (as Kamailio's auth module does), so a burst of REGISTERs costs one HMAC a
- * second, and a verified nonce is remembered instead of verified again.
+ * A nonce is 32 characters: its issue time (ms, base 36, 9 characters), its id (base 36, 7)
+ * and 16 characters (96 bits) of HMAC-SHA-256 over both and what the nonce is bound to.
+ */
+const TIME_CHARS = 9;
+const HEAD_CHARS = TIME_CHARS + 7;
+const MAC_CHARS = 16;
+const NONCE_SHAPE = /^[0-9a-z]{16}[A-Za-z0-9_-]{16}$/;
+
+/**
+ * Digest nonces (RFC 7616 §3.3, §5.4): each challenge gets its own nonce, made of its issue
+ * time, a nonce id, and an HMAC (per-process secret) over both and what the nonce is bound to
+ * (the client's address): a nonce is checked without a table, is refused from another
+ * address, and expires after the TTL (then stale, so the client retries without asking its
+ * user: RFC 2617 §3.2.1).
+ *
+ * Replays are refused by the nonce-count: the highest `nc` used with each nonce is kept in a
+ * fixed table indexed by nonce id (Kamailio's nid pool): the table never grows. A nonce whose
+ * slot was taken by a newer one is "evicted" and treated as stale, never as fresh, so a replay
+ * cannot slip through a reused slot.
  */
 export class NonceFactory {
-  private readonly secret = crypto.randomBytes(32);
-  private current = { second: -1, nonce: '' };
-  /** nonce -> issue time (ms), for nonces that verified; bounded */
-  private readonly verified = new Map<string, number>();
+  private readonly hmac = new Hmac();
+  private nextId = crypto.randomBytes(4).readUInt32BE(0);
+  private readonly mask: number;
+  /** per slot: the id of the nonce that owns it, and the highest nc used with it (0: none yet) */
+  private readonly ids: Uint32Array;
+  private readonly counts: Uint32Array;
 
-  constructor(private readonly ttlMs: number) {}
-
-  make(now = Date.now()): string {
-    const second = Math.floor(now / 1000);
-    if (second === this.current.second) return this.current.nonce;
-    const t = Buffer.alloc(8);
-    t.writeBigUInt64BE(BigInt(second * 1000));
-    const mac = crypto.createHmac('sha256', this.secret).update(t).digest().subarray(0, 16);
-    const nonce = Buffer.concat([t, mac]).toString('base64url');
-    this.current = { second, nonce };
-    return nonce;
+  /** @param slots nonces tracked at once (a power of two; memory: 8 bytes each) */
+  constructor(private readonly ttlMs: number, slots = 65536) {
+    if (slots < 1 || (slots & (slots - 1)) !== 0) throw new RangeError('nonce slots must be a power of two');
+    this.mask = slots - 1;
+    this.ids = new Uint32Array(slots);
+    this.counts = new Uint32Array(slots);
   }
 
-  check(nonce: string, now = Date.now()): NonceCheck {
-    let issued = this.verified.get(nonce);
-    if (issued === undefined) {
-      const raw = Buffer.from(nonce, 'base64url');
-      // Node's decoder skips characters outside the alphabet and a partial trailing sextet:
-      // only the exact text make() wrote is ours.
-      if (raw.length !== 24 || raw.toString('base64url') !== nonce) return 'invalid';
-      const t = raw.subarray(0, 8);
-      const mac = crypto.createHmac('sha256', this.secret).update(t).digest().subarray(0, 16);
-      if (!crypto.timingSafeEqual(mac, raw.subarray(8))) return 'invalid';
-      issued = Number(t.readBigUInt64BE());
-      if (this.verified.size >= 4096) this.verified.delete(this.verified.keys().next().value!);
-      this.verified.set(nonce, issued);
-    }
+  /** A new nonce bound to `bind` (the client's address); takes the slot of its id. */
+  make(bind: string, now = Date.now()): string {
+    const id = this.nextId;
+    this.nextId = (id + 1) >>> 0;
+    const head = Math.max(0, Math.floor(now)).toString(36).padStart(TIME_CHARS, '0') + id.toString(36).padStart(HEAD_CHARS - TIME_CHARS, '0');
+    this.ids[id & this.mask] = id;
+    this.counts[id & this.mask] = 0;
+    return head + this.hmac.sign(head + bind).slice(0, MAC_CHARS);
+  }
+
+  /** Ours and for this `bind` ('invalid' otherwise); 'stale' once older than the TTL. */
+  check(nonce: string, bind: string, now = Date.now()): NonceCheck {
+    if (nonce.length !== HEAD_CHARS + MAC_CHARS || !NONCE_SHAPE.test(nonce)) return 'invalid';
+    const head = nonce.slice(0, HEAD_CHARS);
+    if (!timingSafeEqualHex(this.hmac.sign(head + bind).slice(0, MAC_CHARS), nonce.slice(HEAD_CHARS))) return 'invalid';
+    const issued = parseInt(nonce.slice(0, TIME_CHARS), 36);
     if (issued > now + 1000) return 'invalid';
     return now - issued > this.ttlMs ? 'stale' : 'valid';
   }
+
+  /**
+   * Records the use of a nonce check() found valid with nonce-count `nc` (RFC 7616 §3.4:
+   * each request increments it): 'replayed' unless `nc` is above every count used before.
+   * Call only once the response proved the credentials, so a guess cannot burn a count.
+   */
+  use(nonce: string, nc: number): NonceUse {
+    const id = parseInt(nonce.slice(TIME_CHARS, HEAD_CHARS), 36);
+    const slot = id & this.mask;
+    if (!NONCE_SHAPE.test(nonce) || this.ids[slot] !== id) return 'evicted';
+    if (nc <= this.counts[slot]!) return 'replayed';
+    this.counts[slot] = nc;
+    return 'ok';
+  }
+
+  /** Fixed-size state, for tests and metrics. */
+  toJSON(): { slots: number; ttlMs: number } {
+    return { slots: this.ids.length, ttlMs: this.ttlMs };
+  }
+}
+
+/**
+ * HMAC-SHA-256 (RFC 2104) of ASCII text in two one-shot hashes (crypto.createHmac makes an
+ * object and costs three times as much). The key is 64 random 7-bit bytes: key XOR ipad/opad
+ * stays ASCII, so the padded keys can be strings that hash as exactly those bytes.
+ */
+export class Hmac {
+  private readonly ipad: string;
+  /** opad-key block followed by room for the inner digest */
+  private readonly outer = Buffer.alloc(64 + 32);
+
+  /** @param key 64 bytes below 0x80 (default: random) */
+  constructor(private readonly key = crypto.randomBytes(64).map((b) => b & 0x7f)) {
+    if (key.length !== 64 || key.some((b) => b > 0x7f)) throw new RangeError('the HMAC key must be 64 bytes below 0x80');
+    this.ipad = Buffer.from(key.map((b) => b ^ 0x36)).toString('latin1');
+    for (let i = 0; i < 64; i++) this.outer[i] = key[i]! ^ 0x5c;
+  }
+
+  /** base64url of HMAC-SHA-256(key, text), text taken as latin1 (one byte per character). */
+  sign(text: string): string {
+    if (oneShot === null || !isAscii(text)) return crypto.createHmac('sha256', this.key).update(text, 'latin1').digest('base64url');
+    // the inner digest as latin1 text, written back as its bytes ('buffer' output is slower)
+    this.outer.write(oneShot('sha256', this.ipad + text, 'binary'), 64, 'latin1');
+    return oneShot('sha256', this.outer, 'base64url');
+  }
+}
+
+/**
+ * The nonce-count of credentials (RFC 7616 §3.4: 8 hex digits), or null when malformed.
+ * Credentials without qop (RFC 2069) carry none: their nonce is good for one use (count 1).
+ */
+export function nonceCount(params: Map<string, string>): number | null {
+  if (!params.has('qop')) return 1;
+  const nc = params.get('nc') ?? '';
+  if (!/^[0-9a-fA-F]{8}$/.test(nc)) return null;
+  const n = parseInt(nc, 16);
+  return n === 0 ? null : n;
 }
 
 export function challengeHeader(realm: string, nonce: string, alg: DigestAlgorithm, stale: boolean): string {

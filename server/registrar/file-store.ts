@@ -1,7 +1,9 @@
 /**
  * The embedded default store: the table in memory, every change appended to a journal file
  * (one JSON line per AOR update, written in batches once per event-loop turn), replayed at
- * start-up and compacted when it grows. A restart loses no phone's registration; bindings
+ * start-up and compacted (rewritten as one line per live AOR) at start-up and whenever it
+ * has grown past `compactBytes` and past twice the live table: on disk it stays within
+ * about max(compactBytes, 2 x the table) plus one batch. A restart loses no phone's registration; bindings
  * tied to a WebSocket connection are dropped on replay, since their connection is gone.
  */
 import fs from 'node:fs';
@@ -15,19 +17,36 @@ interface JournalLine {
   b: Binding[];
 }
 
+export interface FileStoreOptions {
+  /** compact once the journal is over this many bytes (and over twice the live table); default 1 MiB */
+  compactBytes?: number;
+}
+
 export class FileLocationStore extends MemoryLocationStore {
   private stream: fs.WriteStream | null = null;
-  private pending: string[] = [];
+  /**
+   * Lines not yet written, one per AOR: each line is the AOR's whole state, so a newer one
+   * replaces an older one still waiting (a burst, or the time a compaction takes, costs one
+   * line per AOR, not one per change).
+   */
+  private pending = new Map<string, string>();
+  private pendingBytes = 0;
   private flushScheduled = false;
-  private lines = 0;
-  private compacting = false;
+  /** bytes in the journal file (written, or queued on the stream) */
+  private journalBytes = 0;
+  /** bytes of the last snapshot: the live table's size then */
+  private snapshotBytes = 0;
+  private compaction: Promise<void> | null = null;
+  private closed = false;
+  private readonly compactBytes: number;
 
-  private constructor(private readonly file: string) {
+  private constructor(private readonly file: string, opts: FileStoreOptions) {
     super();
+    this.compactBytes = opts.compactBytes ?? 1024 * 1024;
   }
 
-  static async open(file: string, now = Date.now()): Promise<FileLocationStore> {
-    const store = new FileLocationStore(file);
+  static async open(file: string, opts: FileStoreOptions = {}, now = Date.now()): Promise<FileLocationStore> {
+    const store = new FileLocationStore(file, opts);
     await fsp.mkdir(path.dirname(file), { recursive: true });
     let text = '';
     try {
@@ -52,8 +71,14 @@ export class FileLocationStore extends MemoryLocationStore {
 
   override put(aor: string, bindings: Binding[]): void {
     this.setSync(aor, bindings);
-    this.pending.push(JSON.stringify({ a: aor, b: bindings } satisfies JournalLine) + '\n');
-    this.lines++;
+    const line = JSON.stringify({ a: aor, b: bindings } satisfies JournalLine) + '\n';
+    const older = this.pending.get(aor);
+    if (older !== undefined) {
+      this.pendingBytes -= Buffer.byteLength(older);
+      this.pending.delete(aor);
+    }
+    this.pending.set(aor, line);
+    this.pendingBytes += Buffer.byteLength(line);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -62,43 +87,55 @@ export class FileLocationStore extends MemoryLocationStore {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.compacting || !this.stream || this.pending.length === 0) return;
-    this.stream.write(this.pending.join(''));
-    this.pending = [];
-    if (this.lines > 10_000 && this.lines > 4 * this.size) void this.compact();
+    if (this.compaction || !this.stream || this.pending.size === 0) return;
+    this.stream.write([...this.pending.values()].join(''));
+    this.journalBytes += this.pendingBytes;
+    this.pending = new Map();
+    this.pendingBytes = 0;
+    if (!this.closed && this.journalBytes > this.compactBytes && this.journalBytes > 2 * this.snapshotBytes) void this.compact();
+  }
+
+  /** Bytes in the journal file now (for tests and metrics). */
+  get journalSize(): number {
+    return this.journalBytes;
   }
 
   /** Rewrites the journal as one line per live AOR (atomically: write, then rename). */
-  private async compact(): Promise<void> {
-    if (this.compacting) return;
-    this.compacting = true;
-    try {
-      const now = Date.now();
-      let snapshot = '';
-      let count = 0;
-      for (const aor of this.table.keys()) {
-        const b = this.getSync(aor, now);
-        if (b.length === 0) continue;
-        snapshot += JSON.stringify({ a: aor, b } satisfies JournalLine) + '\n';
-        count++;
-      }
-      // Changes made while we write wait in `pending`: they follow the snapshot.
-      this.pending = [];
-      const old = this.stream;
-      this.stream = null;
-      if (old) await new Promise<void>((r) => old.end(r));
-      const tmp = this.file + '.tmp';
-      await fsp.writeFile(tmp, snapshot);
-      await fsp.rename(tmp, this.file);
-      this.lines = count;
-      this.stream = fs.createWriteStream(this.file, { flags: 'a' });
-    } finally {
-      this.compacting = false;
+  private compact(): Promise<void> {
+    this.compaction ??= this.rewrite().finally(() => {
+      this.compaction = null;
+      this.flush();
+    });
+    return this.compaction;
+  }
+
+  private async rewrite(): Promise<void> {
+    const now = Date.now();
+    const lines: string[] = [];
+    for (const aor of this.table.keys()) {
+      const b = this.getSync(aor, now);
+      if (b.length === 0) continue;
+      lines.push(JSON.stringify({ a: aor, b } satisfies JournalLine) + '\n');
     }
-    this.flush();
+    const snapshot = lines.join('');
+    // Changes made while we write wait in `pending`: they follow the snapshot (those queued
+    // before are in the snapshot already).
+    this.pending = new Map();
+    this.pendingBytes = 0;
+    const old = this.stream;
+    this.stream = null;
+    if (old) await new Promise<void>((r) => old.end(r));
+    const tmp = this.file + '.tmp';
+    await fsp.writeFile(tmp, snapshot);
+    await fsp.rename(tmp, this.file);
+    this.snapshotBytes = this.journalBytes = Buffer.byteLength(snapshot);
+    if (!this.closed) this.stream = fs.createWriteStream(this.file, { flags: 'a' });
   }
 
   override async close(): Promise<void> {
+    // a compaction under way finishes first (its snapshot, then what waited, is the journal)
+    if (this.compaction) await this.compaction;
+    this.closed = true;
     this.flush();
     const s = this.stream;
     this.stream = null;

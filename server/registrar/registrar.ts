@@ -10,16 +10,10 @@ import type { SipRequest, SipResponse } from '../sip/message.js';
 import { makeResponse } from '../sip/reply.js';
 import { isIpLiteral, unescapeUri, type SipUri } from '../sip/uri.js';
 import type { Via } from '../sip/via.js';
+import { Authenticator, authFailure, authResponse, type Account, type AuthFailure } from './authenticator.js';
 import type { Binding } from './binding.js';
-import {
-  challengeHeader,
-  expectedResponse,
-  ha1,
-  NonceFactory,
-  parseCredentials,
-  timingSafeEqualHex,
-  type DigestAlgorithm,
-} from './digest.js';
+import type { DigestAlgorithm } from './digest.js';
+import { ServedDomains } from './domains.js';
 import { MemoryLocationStore, type LocationStore } from './location-store.js';
 
 export interface RegistrarOptions {
@@ -28,23 +22,23 @@ export interface RegistrarOptions {
   minExpires: number;
   maxExpires: number;
   defaultExpires: number;
+  /** seconds a digest nonce is good for */
   nonceTtl: number;
   algorithms: DigestAlgorithm[];
-  /** fixed realm, or null for the domain of the request */
-  realm: string | null;
-}
-
-export interface Account {
-  username: string;
-  password: string;
-  displayName?: string;
+  /** the digest realm (sip.realm, else the first of sip.domains, else the advertised address) */
+  realm: string;
+  /** names and addresses that are ours besides the machine's own: REGISTERs for others get 403 */
+  domains: readonly string[];
+  /** bindings per AOR; a REGISTER adding more replaces the oldest (Asterisk's remove_existing) */
+  maxContacts: number;
 }
 
 export interface RegistrarEvents {
   registered: [Binding];
   refreshed: [Binding];
   unregistered: [Binding, 'unregister' | 'expired' | 'connection-closed' | 'replaced' | 'api'];
-  authFailed: [{ username: string | null; reason: string; source: string }];
+  /** a refused REGISTER, or a refused request of the proxy's (through `auth`) */
+  authFailed: [AuthFailure];
 }
 
 /** What a REGISTER says before the AOR's current bindings are read. */
@@ -70,22 +64,27 @@ interface Plan {
   refreshed: Binding[];
   /** `Contact: *`: every binding removed */
   wildcard: boolean;
+  /** removed to stay within maxContacts */
+  evicted: Binding[];
 }
 
 /** Largest Expires we take literally: RFC 3261 §20.19 delta-seconds is 32 bits. */
 const EXPIRES_CAP = 2 ** 32 - 1;
 
 export class Registrar extends EventEmitter<RegistrarEvents> {
-  private readonly nonces: NonceFactory;
-  private readonly accounts = new Map<string, Account>();
-  /** H(A1) by algorithm, user and realm: computed once, not per REGISTER */
-  private readonly ha1Cache = new Map<string, string>();
+  /**
+   * Digest authentication, shared with the proxy (its route[AUTH]: `auth.check(req, 'proxy')`);
+   * its failures are re-emitted here as `authFailed`.
+   */
+  readonly auth: Authenticator;
+  private readonly domains: ServedDomains;
   private sweeper: NodeJS.Timeout | null = null;
 
-  constructor(readonly store: LocationStore, private readonly opts: RegistrarOptions, accounts: Account[]) {
+  constructor(readonly store: LocationStore, private readonly opts: RegistrarOptions, accounts: readonly Account[]) {
     super();
-    this.nonces = new NonceFactory(opts.nonceTtl * 1000);
-    for (const a of accounts) this.accounts.set(a.username, a);
+    this.auth = new Authenticator({ realm: opts.realm, algorithms: opts.algorithms, nonceTtl: opts.nonceTtl }, accounts);
+    this.auth.on('authFailed', (f) => this.emit('authFailed', f));
+    this.domains = new ServedDomains([...opts.domains, opts.realm]);
   }
 
   start(sweepMs = 1000): void {
@@ -103,11 +102,11 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
 
   /** Is this user one of ours (whether registered or not)? Without authentication, anyone is. */
   isUser(user: string): boolean {
-    return this.accounts.has(user) || (!this.opts.authenticate && user !== '');
+    return this.auth.has(user) || (!this.opts.authenticate && user !== '');
   }
 
   account(user: string): Account | undefined {
-    return this.accounts.get(user);
+    return this.auth.account(user);
   }
 
   /** lookup("location"): the live bindings of a user, best q first. */
@@ -162,12 +161,16 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     const to = req.to();
     if (to.uri.scheme !== 'sip' && to.uri.scheme !== 'sips') throw new SipError(400, 'To must be a SIP URI');
     const user = to.uri.user === null ? '' : unescapeUri(to.uri.user);
+    // §10.3 step 1: bindings for a domain that is not ours are refused, before any challenge
+    if (!this.domains.has(to.uri.host)) {
+      this.emit('authFailed', authFailure(req, user, `REGISTER for a domain not served: ${clip(to.uri.host)}`));
+      return makeResponse(req, 403, { reason: 'Domain Not Served' });
+    }
     // §10.3 step 3 before step 5: everyone is challenged first, so the replies do not tell
-    // which users exist; an unknown user's credentials then get 403.
+    // which users exist; an unknown user's credentials then get the 403 a wrong password gets.
     if (this.opts.authenticate) {
-      const realm = this.opts.realm ?? to.uri.host;
-      const auth = this.authenticate(req, this.accounts.get(user) ?? null, user, realm);
-      if (auth) return auth;
+      const auth = this.auth.check(req, 'www', user);
+      if (!auth.ok) return authResponse(req, auth);
     } else if (user === '') {
       throw new SipError(404, 'Not Found');
     }
@@ -190,13 +193,15 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       for (const b of current) {
         if (b.callId === callId && cseq <= b.cseq) throw new SipError(500, 'Stale CSeq');
       }
-      return { current: [], write: true, removed: current, added: [], refreshed: [], wildcard: true };
+      return { current: [], write: true, removed: current, added: [], refreshed: [], wildcard: true, evicted: [] };
     }
 
     const source = req.source;
     const received = source
       ? { transport: source.transport, address: source.address, port: source.port, flowId: source.transport === 'udp' ? null : source.flowId }
       : { transport: 'udp' as const, address: '', port: 0, flowId: null };
+    // Asterisk refuses a REGISTER that alone would exceed max_contacts
+    if (contacts.length > this.opts.maxContacts) throw new SipError(403, 'Too Many Contacts');
     const userAgent = req.get('user-agent') ?? null;
     const added: Binding[] = [];
     const refreshed: Binding[] = [];
@@ -265,7 +270,17 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
         added.push(binding);
       }
     }
-    return { current, write: contacts.length > 0, removed, added, refreshed, wildcard: false };
+    const evicted: Binding[] = [];
+    if (current.length > this.opts.maxContacts) {
+      // over the limit: the bindings this REGISTER did not name go, least recently
+      // registered (soonest to expire) first, as Asterisk's remove_existing does
+      const named = new Set([...added, ...refreshed]);
+      const others = current.filter((b) => !named.has(b)).sort((a, b) => a.expires - b.expires || a.registeredAt - b.registeredAt);
+      const gone = new Set(others.slice(0, current.length - this.opts.maxContacts));
+      current = current.filter((b) => !gone.has(b));
+      evicted.push(...gone);
+    }
+    return { current, write: contacts.length > 0, removed, added, refreshed, wildcard: false, evicted };
   }
 
   /** The events of a REGISTER, once the store has its result. */
@@ -276,6 +291,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     }
     const added = plan.added;
     for (const b of plan.removed) this.emit('unregistered', b, added.some((a) => a.instance !== null && a.instance === b.instance) ? 'replaced' : 'unregister');
+    for (const b of plan.evicted) this.emit('unregistered', b, 'replaced');
     for (const b of added) this.emit('registered', b);
     for (const b of plan.refreshed) this.emit('refreshed', b);
   }
@@ -296,50 +312,6 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     if (!isDigits(t)) throw new SipError(400, 'Bad Expires');
     // RFC 4475 scalar02: absurdly large values are taken as the largest we allow
     return t.length > 10 ? EXPIRES_CAP : Math.min(Number(t), EXPIRES_CAP);
-  }
-
-  /** Digest authentication (§22.4); null when the request is authenticated. */
-  private authenticate(req: SipRequest, account: Account | null, user: string, realm: string): SipResponse | null {
-    // only failures name the source: not formatted for every REGISTER
-    const source = (): string => (req.source ? `${req.source.address}:${req.source.port}` : '?');
-    let stale = false;
-    for (const value of req.getAll('authorization')) {
-      const cred = parseCredentials(value);
-      if (!cred || cred.scheme.toLowerCase() !== 'digest') continue; // RFC 4475 regaut01: unknown scheme -> challenge
-      const p = cred.params;
-      if (p.get('realm') !== realm) continue;
-      const alg = (p.get('algorithm') ?? 'MD5').toUpperCase() as DigestAlgorithm;
-      if (!this.opts.algorithms.includes(alg)) continue;
-      const nonce = this.nonces.check(p.get('nonce') ?? '');
-      if (nonce === 'invalid') continue;
-      if (!account) {
-        this.emit('authFailed', { username: p.get('username') ?? null, reason: `unknown user ${user}`, source: source() });
-        return makeResponse(req, 403, { reason: 'Unknown User' });
-      }
-      if (p.get('username') !== account.username) {
-        this.emit('authFailed', { username: p.get('username') ?? null, reason: 'username does not match the To user', source: source() });
-        return makeResponse(req, 403, { reason: 'Username Does Not Match' });
-      }
-      const key = `${alg}:${account.username}:${realm}`;
-      let secret = this.ha1Cache.get(key);
-      if (secret === undefined) {
-        secret = ha1(alg, account.username, realm, account.password);
-        this.ha1Cache.set(key, secret);
-      }
-      const expected = expectedResponse(alg, secret, req.method, p);
-      if (!timingSafeEqualHex(expected, (p.get('response') ?? '').toLowerCase())) {
-        this.emit('authFailed', { username: account.username, reason: 'wrong password', source: source() });
-        return makeResponse(req, 403, { reason: 'Wrong Password' });
-      }
-      if (nonce === 'stale') {
-        stale = true;
-        continue;
-      }
-      return null;
-    }
-    const nonce = this.nonces.make();
-    const headers: [string, string][] = this.opts.algorithms.map((alg) => ['WWW-Authenticate', challengeHeader(realm, nonce, alg, stale)]);
-    return makeResponse(req, 401, { headers });
   }
 }
 
@@ -379,6 +351,12 @@ function formatParamsExcept(params: Params, skipA: string, skipB: string): strin
   return out;
 }
 
+/** Client-given text for a log line: cut short. */
+function clip(s: string): string {
+  return s.length <= 64 ? s : s.slice(0, 64) + '…';
+}
+
+/** nathelper's "private" for test 1: RFC 1918, RFC 6598 (carrier-grade NAT), link-local, ULA. */
 function isPrivateAddress(host: string): boolean {
   return /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.|169\.254\.)/.test(host) || /^\[f[cd]/i.test(host);
 }

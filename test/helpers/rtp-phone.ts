@@ -365,7 +365,7 @@ function uriOf(value: string): string {
  * The Authorization (or Proxy-Authorization) header answering a 401 (407) challenge:
  * RFC 2617 / 8760 digest, qop=auth when offered, MD5 preferred.
  */
-function digestAuthorization(res: SipResponse, o: { user: string; password: string; method: string; uri: string; nc: number }): [string, string] | null {
+export function digestAuthorization(res: SipResponse, o: { user: string; password: string; method: string; uri: string; nc: number }): [string, string] | null {
   const proxy = res.status === 407;
   const challenges = res.getAll(proxy ? 'proxy-authenticate' : 'www-authenticate').map(parseCredentials).filter((c) => c !== null && c.scheme.toLowerCase() === 'digest');
   const algorithmOf = (c: { params: Map<string, string> }): string => (c.params.get('algorithm') ?? 'MD5').toUpperCase();

@@ -1,4 +1,4 @@
-/** server/registrar/digest.ts: HTTP Digest for SIP (RFC 2617, RFC 7616 / RFC 8760) and stateless nonces. */
+/** server/registrar/digest.ts: HTTP Digest for SIP (RFC 2617, RFC 7616 / RFC 8760), nonces bound to the client, nonce-counts. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -6,7 +6,10 @@ import {
   challengeHeader,
   expectedResponse,
   ha1,
+  ha2CacheSize,
+  Hmac,
   NonceFactory,
+  nonceCount,
   parseCredentials,
   timingSafeEqualHex,
 } from '../../server/registrar/digest.js';
@@ -137,52 +140,109 @@ describe('digest response', () => {
 
 describe('NonceFactory', () => {
   const T0 = 1_700_000_000_000;
+  const A = '192.0.2.10';
 
-  it('a fresh nonce is valid', () => {
-    const f = new NonceFactory(300_000);
-    const n = f.make(T0);
-    assert.equal(f.check(n, T0), 'valid');
-    assert.equal(f.check(n, T0 + 299_000), 'valid');
+  it('a fresh nonce is valid for the address it was made for', () => {
+    const f = new NonceFactory(30_000);
+    const n = f.make(A, T0);
+    assert.equal(f.check(n, A, T0), 'valid');
+    assert.equal(f.check(n, A, T0 + 29_000), 'valid');
+  });
+
+  it('a nonce made for one address is invalid from another (bound to the client)', () => {
+    const f = new NonceFactory(30_000);
+    assert.equal(f.check(f.make(A, T0), '192.0.2.11', T0), 'invalid');
   });
 
   it('an old nonce is stale (the client retries without asking the user: RFC 2617 stale=true)', () => {
-    const f = new NonceFactory(300_000);
-    assert.equal(f.check(f.make(T0), T0 + 300_001), 'stale');
+    const f = new NonceFactory(30_000);
+    assert.equal(f.check(f.make(A, T0), A, T0 + 30_001), 'stale');
   });
 
   it('a nonce from another process (another secret) is invalid', () => {
-    assert.equal(new NonceFactory(300_000).check(new NonceFactory(300_000).make(T0), T0), 'invalid');
+    assert.equal(new NonceFactory(30_000).check(new NonceFactory(30_000).make(A, T0), A, T0), 'invalid');
   });
 
   it('a forged nonce is invalid: any character changed', () => {
-    const f = new NonceFactory(300_000);
-    const n = f.make(T0);
+    const f = new NonceFactory(30_000);
+    const n = f.make(A, T0);
     for (let i = 0; i < n.length; i++) {
       const forged = n.slice(0, i) + (n[i] === 'A' ? 'B' : 'A') + n.slice(i + 1);
-      assert.equal(f.check(forged, T0), 'invalid', `changed at ${i}`);
+      assert.equal(f.check(forged, A, T0), 'invalid', `changed at ${i}`);
     }
   });
 
   it('a truncated or extended nonce is invalid', () => {
-    const f = new NonceFactory(300_000);
-    const n = f.make(T0);
-    for (const bad of [n.slice(0, -1), n.slice(0, 16), '', n + 'A', n + '==', n + '!', 'A' + n, n.slice(0, 10) + '.' + n.slice(10)]) {
-      assert.equal(f.check(bad, T0), 'invalid', JSON.stringify(bad));
+    const f = new NonceFactory(30_000);
+    const n = f.make(A, T0);
+    for (const bad of [n.slice(0, -1), n.slice(0, 16), '', n + 'A', n + '==', n + '!', 'A' + n, n.slice(0, 10) + '.' + n.slice(11)]) {
+      assert.equal(f.check(bad, A, T0), 'invalid', JSON.stringify(bad));
     }
   });
 
   it('a nonce dated in the future is invalid', () => {
-    const f = new NonceFactory(300_000);
-    assert.equal(f.check(f.make(T0 + 60_000), T0), 'invalid');
+    const f = new NonceFactory(30_000);
+    assert.equal(f.check(f.make(A, T0 + 60_000), A, T0), 'invalid');
   });
 
-  it('nonces are token-safe text, shared within a second and new the next second', () => {
-    const f = new NonceFactory(300_000);
-    const second = Math.floor(T0 / 1000) * 1000;
-    const a = f.make(second);
-    assert.equal(f.make(second + 999), a, 'one nonce per second (one HMAC per second under load)');
-    assert.notEqual(f.make(second + 1000), a);
-    assert.match(a, /^[A-Za-z0-9_-]+$/);
+  it('every challenge gets its own token-safe nonce', () => {
+    const f = new NonceFactory(30_000);
+    const a = f.make(A, T0);
+    assert.notEqual(f.make(A, T0), a);
+    assert.match(a, /^[A-Za-z0-9_-]{32}$/);
+  });
+
+  it('nonce-count: each count once, rising; a count used before is a replay', () => {
+    const f = new NonceFactory(30_000);
+    const n = f.make(A, T0);
+    assert.equal(f.use(n, 1), 'ok');
+    assert.equal(f.use(n, 1), 'replayed');
+    assert.equal(f.use(n, 2), 'ok');
+    assert.equal(f.use(n, 5), 'ok');
+    assert.equal(f.use(n, 3), 'replayed');
+    // another nonce has its own count
+    assert.equal(f.use(f.make(A, T0), 1), 'ok');
+  });
+
+  it('fixed memory: a nonce whose slot a newer one took is evicted (stale), never fresh again', () => {
+    const f = new NonceFactory(30_000, 4);
+    const old = f.make(A, T0);
+    assert.equal(f.use(old, 1), 'ok');
+    for (let i = 0; i < 4; i++) f.make(A, T0);
+    assert.equal(f.use(old, 2), 'evicted');
+    assert.equal(f.use(old, 1), 'evicted');
+    assert.deepEqual(f.toJSON(), { slots: 4, ttlMs: 30_000 });
+    assert.throws(() => new NonceFactory(30_000, 3), RangeError);
+  });
+});
+
+describe('Hmac', () => {
+  it('is HMAC-SHA-256 (RFC 2104): the same as crypto.createHmac, ASCII or not', async () => {
+    const crypto = await import('node:crypto');
+    const key = crypto.randomBytes(64).map((b) => b & 0x7f);
+    const h = new Hmac(key);
+    for (const text of ['', 'lq2x9k0ab00012ab127.0.0.1', 'x'.repeat(300), 'caf\u00e9 \u00ff']) {
+      assert.equal(h.sign(text), crypto.createHmac('sha256', key).update(text, 'latin1').digest('base64url'), JSON.stringify(text));
+    }
+    assert.throws(() => new Hmac(Buffer.alloc(64, 0x80)), RangeError);
+  });
+});
+
+describe('nonceCount', () => {
+  it('reads 8 hex digits; refuses other forms and 0; without qop a nonce is good once', () => {
+    assert.equal(nonceCount(new Map([['qop', 'auth'], ['nc', '0000000a']])), 10);
+    assert.equal(nonceCount(new Map([['qop', 'auth'], ['nc', 'FFFFFFFF']])), 0xffffffff);
+    for (const bad of ['1', '000000001', '0000000g', '00000000', '']) assert.equal(nonceCount(new Map([['qop', 'auth'], ['nc', bad]])), null, bad);
+    assert.equal(nonceCount(new Map([['qop', 'auth']])), null);
+    assert.equal(nonceCount(new Map()), 1);
+  });
+});
+
+describe('H(A2) cache', () => {
+  it('stays bounded whatever uris clients send', () => {
+    const secret = ha1('MD5', 'u', 'r', 'p');
+    for (let i = 0; i < 3000; i++) expectedResponse('MD5', secret, 'REGISTER', new Map([['uri', `sip:${'x'.repeat(i % 500)}${i}`], ['nonce', 'n']]));
+    assert.ok(ha2CacheSize() <= 1000, `ha2 cache ${ha2CacheSize()}`);
   });
 });
 
