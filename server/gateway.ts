@@ -28,6 +28,8 @@ import { MemoryLocationStore, type LocationStore } from './registrar/location-st
 import { Registrar } from './registrar/registrar.js';
 import type { RoutingScript } from './routing/api.js';
 import { script as defaultScript } from './routing/script.js';
+import { FloodGuard } from './security/flood-guard.js';
+import { guardNotice } from './security/notice.js';
 import { LocalEndpoint } from './sip/proxy/local-endpoint.js';
 import { Locality } from './sip/proxy/locality.js';
 import { Proxy } from './sip/proxy/proxy.js';
@@ -61,6 +63,8 @@ export interface Gateway {
   /** the ports actually bound (0 in the config picks free ones) */
   readonly ports: { udp: number | null; http: number; https: number | null };
   readonly advertise: string;
+  /** per-source flood and brute-force bans */
+  readonly guard: FloodGuard;
   close(): Promise<void>;
 }
 
@@ -84,13 +88,18 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     const registrar = new Registrar(store, { ...config.registrar, realm: config.sip.realm }, config.users);
     registrar.start();
     closers.push(() => registrar.stop());
-    logRegistrations(registrar, log);
+    // flood and brute-force bans (pike + ipban): asked before parsing, told of auth failures
+    const guard = new FloodGuard({ ...config.security, trustedPeers: config.sip.trustedPeers }, log.child({ component: 'security' }));
+    guard.start();
+    closers.push(() => guard.stop());
+    logRegistrations(registrar, log, guard);
 
     // transports -> transactions -> proxy
     const timers = new Timers(config.sip.timers);
     let stack: SipStack | null = null;
-    const transports = new TransportLayer((buf, src) => stack!.receive(buf, src), (err, where) => log.warn({ err, where }, 'transport error'));
+    const transports = new TransportLayer((buf, src) => { if (guard.admit(src.address)) stack!.receive(buf, src); }, (err, where) => log.warn({ err, where }, 'transport error'));
     closers.push(() => transports.close());
+    guard.on('banned', (b) => transports.closeFlowsFrom(b.address));
     const transactions = new TransactionLayer(timers, transports);
     closers.push(() => transactions.close());
     stack = new SipStack(transactions, { forceRport: config.sip.forceRport }, log.child({ component: 'sip' }));
@@ -159,9 +168,18 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       bus,
       metrics,
       ready: () => listening && !draining,
+      allowedHosts: config.http.allowedHosts,
+      events: { maxSubscribers: config.http.maxEventSubscribers, maxBuffered: config.http.eventMaxBuffered },
     });
     const servers: (http.Server | https.Server)[] = [];
-    const wsOptions = { path: config.http.wsPath, pingInterval: config.http.wsPingInterval, maxMessageSize: 64 * 1024 };
+    const h = config.http;
+    const wsLog = log.child({ component: 'ws' });
+    const wsOptions = {
+      path: h.wsPath, pingInterval: h.wsPingInterval, maxMessageSize: 64 * 1024,
+      allowedHosts: h.allowedHosts, allowedOrigins: h.allowedOrigins, maxConnections: h.wsMaxConnections, maxPerSource: h.wsMaxPerSource,
+      idleTimeout: h.wsIdleTimeout, admitSource: (a: string) => !guard.isBanned(a),
+      onRefused: (source: string, why: string) => wsLog.info({ source, why }, 'sip websocket refused'),
+    };
     // the WebSocket transports close before their HTTP servers (closers run in reverse):
     // server.close() waits for upgraded sockets, which closeAllConnections() leaves alone
     const attachWs = (kind: 'ws' | 'wss', server: http.Server | https.Server): void => {
@@ -228,6 +246,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     };
     listening = true;
     log.info({ udp: udpPort, http: httpPort, https: httpsPort, advertise, ws: `ws://${advertise}:${httpPort}${config.http.wsPath}`, users: config.users.length }, 'gateway listening');
+    const notice = guardNotice(config);
+    if (notice) log.warn(notice.fields, notice.message);
 
     /**
      * Graceful shutdown: new calls get 503, calls up may end by themselves within `graceMs`,
@@ -260,6 +280,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       local,
       ports: { udp: udpPort, http: httpPort, https: httpsPort },
       advertise,
+      guard,
       close,
     };
   } catch (e) {
@@ -282,11 +303,19 @@ async function openStore(config: Config): Promise<LocationStore> {
   }
 }
 
-function logRegistrations(registrar: Registrar, log: Logger): void {
+function logRegistrations(registrar: Registrar, log: Logger, guard: FloodGuard): void {
   const rlog = log.child({ component: 'registrar' });
   registrar.on('registered', (b) => rlog.info({ aor: b.aor, contact: b.contact, transport: b.received.transport, source: `${b.received.address}:${b.received.port}` }, 'registered'));
   registrar.on('unregistered', (b, why) => rlog.info({ aor: b.aor, contact: b.contact, reason: why }, 'unregistered'));
-  registrar.on('authFailed', (f) => rlog.warn(f, 'authentication failed'));
+  // the guard writes the one "auth failed" line (fail2ban's) and counts it against the source
+  registrar.on('authFailed', (f) => guard.authFailed(splitHostPort(f.source), f.username, f.reason));
+}
+
+/** "198.51.100.7:5060" or "[2001:db8::1]:5060" -> address and port */
+function splitHostPort(s: string): { address: string; port?: number } {
+  const i = s.lastIndexOf(':');
+  if (i < 0) return { address: s };
+  return { address: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
 }
 
 /** The first non-internal IPv4 address: what phones on the LAN can reach. */

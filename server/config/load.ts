@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Kind, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
+import { exposureProblems } from './exposure.js';
 import { ConfigSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
@@ -49,6 +50,8 @@ export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): Config {
   }
   const cfg = withDefaults as Config;
   checkConsistency(cfg);
+  const exposed = exposureProblems(cfg, env);
+  if (exposed.length > 0) throw new ConfigError(`refusing to start:\n  ${exposed.join('\n  ')}`);
   return cfg;
 }
 
