@@ -11,7 +11,7 @@ export function guardNotice(config: Config): { message: string; fields: object }
   if (!demo && !untokened) return null;
   const fenced = [demo ? 'the demo users 1000-1004' : null, untokened ? 'the API (no http.apiToken)' : null].filter(Boolean).join(' and ');
   return {
-    message: `${fenced} answer only this machine and private networks (loopback, RFC 1918, RFC 4193, link-local); set users and http.apiToken to serve others`,
+    message: `${fenced} ${demo ? 'answer' : 'answers'} only this machine and private networks (loopback, RFC 1918, RFC 4193, link-local); set users and http.apiToken to serve others`,
     fields: { demoUsers: demo, apiToken: !untokened },
   };
 }

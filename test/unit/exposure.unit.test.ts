@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildConfig, ConfigError } from '../../server/config/load.js';
+import { guardNotice } from '../../server/security/notice.js';
 
 function refusal(raw: object, env: NodeJS.ProcessEnv = {}): string {
   try {
@@ -43,4 +44,10 @@ test('sip.trustedPeers must be CIDR ranges', () => {
   assert.match(refusal({ sip: { trustedPeers: ['203.0.113.0/33'] } }), /sip\.trustedPeers: bad prefix length/);
   assert.match(refusal({ sip: { trustedPeers: ['pbx.example.com'] } }), /sip\.trustedPeers: not an IP address/);
   assert.deepEqual(buildConfig({ sip: { trustedPeers: ['203.0.113.0/28', '2001:db8::1'] } }).sip.trustedPeers, ['203.0.113.0/28', '2001:db8::1']);
+});
+
+test('start-up says in one line what the defaults fence to private sources, and nothing when nothing is', () => {
+  assert.match(guardNotice(buildConfig({}))!.message, /^the demo users 1000-1004 and the API \(no http\.apiToken\) answer only this machine and private networks/);
+  assert.match(guardNotice(buildConfig({ users, http: { address: '127.0.0.1' } }))!.message, /^the API \(no http\.apiToken\) answers only/);
+  assert.equal(guardNotice(buildConfig({ users, http: { apiToken: 'x'.repeat(24) } })), null);
 });
