@@ -177,7 +177,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     const wsOptions = {
       path: h.wsPath, pingInterval: h.wsPingInterval, maxMessageSize: 64 * 1024,
       allowedHosts: h.allowedHosts, allowedOrigins: h.allowedOrigins, maxConnections: h.wsMaxConnections, maxPerSource: h.wsMaxPerSource,
-      idleTimeout: h.wsIdleTimeout, admitSource: (a: string) => !guard.isBanned(a),
+      idleTimeout: h.wsIdleTimeout, admitSource: (a: string) => !guard.isBanned(a), trusted: (a: string) => guard.isTrusted(a),
       onRefused: (source: string, why: string) => wsLog.info({ source, why }, 'sip websocket refused'),
     };
     // the WebSocket transports close before their HTTP servers (closers run in reverse):

@@ -57,7 +57,7 @@ export const ConfigSchema = Type.Object({
     }, { additionalProperties: false, default: {} }),
     trustedPeers: Type.Array(Type.String(), {
       default: [],
-      description: 'CIDR ranges or addresses of trunks and PBXs trusted without authentication (e.g. ["203.0.113.0/28"]); also exempt from flood and brute-force bans',
+      description: 'CIDR ranges or addresses of trunks and PBXs trusted without authentication (e.g. ["203.0.113.0/28"]); also exempt from flood and brute-force bans and from http.wsMaxPerSource (add a reverse proxy in front of the WebSocket here)',
     }),
   }, { additionalProperties: false, default: {} }),
 

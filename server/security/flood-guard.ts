@@ -179,7 +179,8 @@ export class FloodGuard extends EventEmitter<FloodGuardEvents> {
     return true;
   }
 
-  private isTrusted(address: string): boolean {
+  /** Whether `address` is one of sip.trustedPeers (never counted, never banned). */
+  isTrusted(address: string): boolean {
     if (this.trusted.size === 0) return false;
     let t = this.trustedCache.get(address);
     if (t === undefined) {

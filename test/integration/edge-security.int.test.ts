@@ -87,7 +87,7 @@ describe('edge security from a public source', { skip: skipNetns ?? false }, () 
   });
 
   test('WebSocket connections per source are capped; another source still connects', async () => {
-    const gw = await startTestGateway({ http: { address: '0.0.0.0', wsMaxPerSource: 2 }, users: DEMO_USERS.map((u) => ({ ...u })) });
+    const gw = await startTestGateway({ sip: { trustedPeers: [] }, http: { address: '0.0.0.0', wsMaxPerSource: 2 }, users: DEMO_USERS.map((u) => ({ ...u })) });
     const open: WebSocket[] = [];
     try {
       for (let i = 0; i < 2; i++) {

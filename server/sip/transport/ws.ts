@@ -42,6 +42,8 @@ export interface WsOptions {
   maxPerSource?: number;
   /** seconds a connection may stay open without sending a SIP request */
   idleTimeout?: number;
+  /** true: not held to maxPerSource (a trusted reverse proxy or SBC speaks for many) */
+  trusted?: (address: string) => boolean;
   /** false: drop an upgrade from this address without an answer (a banned source) */
   admitSource?: (address: string) => boolean;
   /** a refused upgrade, for the log: who, and why */
@@ -97,7 +99,7 @@ export class WsTransport {
     if (!originAllowed(origin, req.headers.host, o.allowedOrigins ?? [])) return this.refuse(socket, address, 403, 'Forbidden', `Origin ${origin} is not this host nor one of http.allowedOrigins`);
     if (o.maxConnections !== undefined && this.wss.clients.size >= o.maxConnections) return this.refuse(socket, address, 503, 'Service Unavailable', `${o.maxConnections} connections open (http.wsMaxConnections)`);
     const mine = this.perSource.get(address) ?? 0;
-    if (o.maxPerSource !== undefined && mine >= o.maxPerSource) return this.refuse(socket, address, 503, 'Service Unavailable', `${mine} connections open from this address (http.wsMaxPerSource)`);
+    if (o.maxPerSource !== undefined && mine >= o.maxPerSource && !o.trusted?.(address)) return this.refuse(socket, address, 503, 'Service Unavailable', `${mine} connections open from this address (http.wsMaxPerSource)`);
     // counted from now: the handshake's callback comes later, and a burst must not overshoot
     this.perSource.set(address, mine + 1);
     let counted = true;
