@@ -57,8 +57,9 @@ export class WsTransport {
   private readonly wss: WebSocketServer;
   private readonly pinger: NodeJS.Timeout;
   private readonly alive = new WeakSet<WebSocket>();
-  /** open connections per remote address */
+  /** connections per remote address, counted from the upgrade request (handshakes included) */
   private readonly perSource = new Map<string, number>();
+  private total = 0;
 
   constructor(
     private readonly kind: 'ws' | 'wss',
@@ -95,17 +96,19 @@ export class WsTransport {
       return;
     }
     const origin = req.headers.origin;
-    if (!hostAllowed(req.headers.host, o.allowedHosts ?? [])) return this.refuse(socket, address, 421, 'Misdirected Request', `Host ${req.headers.host ?? '(none)'} is not one of http.allowedHosts`);
-    if (!originAllowed(origin, req.headers.host, o.allowedOrigins ?? [])) return this.refuse(socket, address, 403, 'Forbidden', `Origin ${origin} is not this host nor one of http.allowedOrigins`);
-    if (o.maxConnections !== undefined && this.wss.clients.size >= o.maxConnections) return this.refuse(socket, address, 503, 'Service Unavailable', `${o.maxConnections} connections open (http.wsMaxConnections)`);
+    if (!hostAllowed(req.headers.host, o.allowedHosts ?? [])) return this.refuse(socket, address, 421, 'Misdirected Request', `Host ${req.headers.host?.slice(0, 200) ?? '(none)'} is not one of http.allowedHosts`);
+    if (!originAllowed(origin, req.headers.host, o.allowedOrigins ?? [])) return this.refuse(socket, address, 403, 'Forbidden', `Origin ${origin?.slice(0, 200)} is not this host nor one of http.allowedOrigins`);
+    if (o.maxConnections !== undefined && this.total >= o.maxConnections) return this.refuse(socket, address, 503, 'Service Unavailable', `${o.maxConnections} connections open (http.wsMaxConnections)`);
     const mine = this.perSource.get(address) ?? 0;
     if (o.maxPerSource !== undefined && mine >= o.maxPerSource && !o.trusted?.(address)) return this.refuse(socket, address, 503, 'Service Unavailable', `${mine} connections open from this address (http.wsMaxPerSource)`);
     // counted from now: the handshake's callback comes later, and a burst must not overshoot
     this.perSource.set(address, mine + 1);
+    this.total++;
     let counted = true;
     const uncount = (): void => {
       if (!counted) return;
       counted = false;
+      this.total--;
       const n = (this.perSource.get(address) ?? 1) - 1;
       if (n <= 0) this.perSource.delete(address);
       else this.perSource.set(address, n);
