@@ -8,7 +8,7 @@
  * Also a command line, for running inside a test's network namespace:
  *   node dist/test/helpers/sip-attacker.js options  HOST PORT COUNT
  *   node dist/test/helpers/sip-attacker.js guess    HOST PORT USER COUNT
- *   node dist/test/helpers/sip-attacker.js soak     HOST PORT USER SECONDS
+ *   node dist/test/helpers/sip-attacker.js soak     HOST PORT USER SECONDS [PHASE,PHASE...]
  *   node dist/test/helpers/sip-attacker.js http     URL [Header:value ...]
  *   node dist/test/helpers/sip-attacker.js ws       URL [Origin]
  * Each prints one JSON line of figures.
@@ -199,45 +199,55 @@ export interface SoakResult {
   seconds: number;
   sent: number;
   replies: number;
-  /** ms from the start of each phase to the moment replies stopped (the ban), per phase */
+  /** ms from the start of each phase to its last reply (then silence: the ban), per phase */
   bans: { phase: string; startedAt: number; silentAfterMs: number | null }[];
 }
 
 /**
- * SIPVicious for `seconds`: OPTIONS sweeps, then REGISTER guessing, alternating, each phase
- * running until the gateway stops answering (banned) and then waiting for the answers to come
- * back (the ban's end) before the next, until the time is up.
+ * One step of an attack phase: sends a little, returns how many messages it sent. The soak
+ * calls it again and again until the gateway falls silent. INVITE guessing (407 challenges
+ * answered with wrong passwords) is one more entry here.
  */
-export async function soak(s: UdpScanner, user: string, seconds: number): Promise<SoakResult> {
+export type AttackStep = (s: UdpScanner, user: string, i: number) => Promise<number>;
+
+export const PHASES: Record<string, AttackStep> = {
+  // svmap: 50 OPTIONS to consecutive extensions every 5 ms (about 10 000 a second)
+  'options-sweep': async (s, _user, i) => {
+    for (let k = 0; k < 50; k++) s.send(s.options(String(100 + ((i * 50 + k) % 900))).text);
+    await new Promise((r) => setTimeout(r, 5));
+    return 50;
+  },
+  // svcrack: a guess started every 20 ms, overlapping, as svcrack's do
+  'register-guess': async (s, user, i) => {
+    void s.guess(user, `guess-${i}`, 500);
+    await new Promise((r) => setTimeout(r, 20));
+    return 1;
+  },
+};
+
+/**
+ * SIPVicious for `seconds`: the phases in turn, each running until the gateway stops answering
+ * for 1.5 s (banned), then probing once a second until it answers again (the ban's end)
+ * before the next phase, until the time is up.
+ */
+export async function soak(s: UdpScanner, user: string, seconds: number, phases: string[] = Object.keys(PHASES)): Promise<SoakResult> {
+  for (const p of phases) if (!PHASES[p]) throw new Error(`unknown phase ${p} (known: ${Object.keys(PHASES).join(', ')})`);
   const end = Date.now() + seconds * 1000;
   const result: SoakResult = { seconds, sent: 0, replies: 0, bans: [] };
   const startReplies = s.replyCount;
-  let phase = 0;
-  while (Date.now() < end) {
-    const name = phase++ % 2 === 0 ? 'options-sweep' : 'register-guess';
+  for (let n = 0; Date.now() < end; n++) {
+    const phase = phases[n % phases.length]!;
+    const step = PHASES[phase]!;
     const startedAt = Date.now();
     let silentAfterMs: number | null = null;
-    // attack until 1.5 s without any reply
-    let i = 0;
-    while (Date.now() < end) {
-      if (name === 'options-sweep') {
-        for (let k = 0; k < 50; k++) s.send(s.options(String(100 + (i++ % 900))).text);
-        result.sent += 50;
-        await new Promise((r) => setTimeout(r, 5));
-      } else {
-        result.sent++;
-        // guesses overlap, as svcrack's do: one started every 20 ms
-        void s.guess(user, `guess-${i++}`, 500);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      const since = Date.now() - Math.max(s.lastReplyAt, startedAt);
-      if (since > 1500) {
+    for (let i = 0; Date.now() < end; i++) {
+      result.sent += await step(s, user, i);
+      if (Date.now() - Math.max(s.lastReplyAt, startedAt) > 1500) {
         silentAfterMs = Math.max(0, s.lastReplyAt - startedAt);
         break;
       }
     }
-    result.bans.push({ phase: name, startedAt, silentAfterMs });
-    // banned: probe once a second until answered again (the ban ended) or the time is up
+    result.bans.push({ phase, startedAt, silentAfterMs });
     while (Date.now() < end) {
       const o = s.options('100');
       result.sent++;
@@ -274,7 +284,7 @@ function wsOpen(url: string, origin?: string): Promise<object> {
 async function cli(argv: string[]): Promise<void> {
   const [cmd, ...a] = argv;
   if (!cmd || cmd === '--help') {
-    process.stdout.write('usage: sip-attacker.js options HOST PORT COUNT | guess HOST PORT USER COUNT | soak HOST PORT USER SECONDS | http URL [H:v...] | ws URL [ORIGIN]\n');
+    process.stdout.write('usage: sip-attacker.js options HOST PORT COUNT | guess HOST PORT USER COUNT | soak HOST PORT USER SECONDS [PHASES] | http URL [H:v...] | ws URL [ORIGIN]\n');
     return;
   }
   let out: object;
@@ -285,7 +295,7 @@ async function cli(argv: string[]): Promise<void> {
     try {
       if (cmd === 'options') out = await optionsSweep(s, Number(a[2]));
       else if (cmd === 'guess') out = await passwordGuess(s, a[2]!, Number(a[3]));
-      else if (cmd === 'soak') out = await soak(s, a[2]!, Number(a[3]));
+      else if (cmd === 'soak') out = await soak(s, a[2]!, Number(a[3]), a[4]?.split(','));
       else throw new Error(`unknown command ${cmd}`);
     } finally {
       s.close();

@@ -5,7 +5,7 @@
  * banned, then waits for the ban to end and starts again. Meanwhile a user on this machine
  * re-registers every 2 s and calls another every 3 s. The source must be banned within seconds
  * each time, the user never fail, and the gateway's memory come back near its baseline.
- * INVITE guessing (407 challenges) slots in as another phase of the attacker's soak().
+ * INVITE guessing (407 challenges) slots in as one more entry of the attacker's PHASES.
  * Prints its figures as test diagnostics.
  */
 import assert from 'node:assert/strict';
