@@ -242,3 +242,23 @@ describe('idle SIP WebSockets', () => {
     }
   });
 });
+
+describe('the total WebSocket cap', () => {
+  test('beyond http.wsMaxConnections an upgrade gets 503, even from a trusted address; a closed one frees a place', async () => {
+    const gw = await startTestGateway({ http: { wsMaxConnections: 2 } });
+    const open: WebSocket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) open.push((await openWs(gw.ports.http)).ws!);
+      assert.equal((await openWs(gw.ports.http)).status, 503);
+      open.shift()!.close();
+      await waitFor('a place to free up', async () => {
+        const r = await openWs(gw.ports.http);
+        if (r.ws) open.push(r.ws);
+        return r.status === 101;
+      });
+    } finally {
+      for (const ws of open) ws.terminate();
+      await gw.close();
+    }
+  });
+});
