@@ -80,7 +80,7 @@ export const ConfigSchema = Type.Object({
     }),
     allowedOrigins: Type.Array(Type.String(), {
       default: [],
-      description: 'origins (e.g. "https://phone.example.com") whose pages may open the SIP WebSocket, besides the page\'s own host; clients that send no Origin (phones) are always allowed',
+      description: 'origins (e.g. "https://phone.example.com") whose pages may open the SIP WebSocket, besides the page\'s own host and the names in allowedHosts; clients that send no Origin (phones) are always allowed',
     }),
     wsMaxConnections: Type.Integer({ minimum: 1, default: 10000, description: 'most SIP WebSocket connections at once; more get 503' }),
     wsMaxPerSource: Type.Integer({ minimum: 1, default: 200, description: 'most SIP WebSocket connections from one IP address (an office behind one NAT counts once); more get 503' }),

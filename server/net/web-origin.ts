@@ -31,14 +31,14 @@ export function hostAllowed(host: string | undefined, allowedHosts: readonly str
 
 /**
  * Whether a page of `origin` may open the WebSocket: no Origin (a phone, a server) may; a
- * page of the same host as the request's Host header may; and any origin listed (exact
- * scheme://host[:port], or "*" for all).
+ * page of the same host as the request's Host header may, or of one of our configured names
+ * (behind a proxy that rewrites Host); and any origin listed (exact scheme://host[:port], or
+ * "*" for all).
  */
-export function originAllowed(origin: string | undefined, host: string | undefined, allowedOrigins: readonly string[]): boolean {
+export function originAllowed(origin: string | undefined, host: string | undefined, allowedOrigins: readonly string[], allowedHosts: readonly string[] = []): boolean {
   if (origin === undefined || origin === '') return true;
   const o = origin.trim().toLowerCase();
   if (allowedOrigins.some((a) => a === '*' || a.toLowerCase().replace(/\/$/, '') === o)) return true;
-  if (!host) return false;
   let url: URL;
   try {
     url = new URL(o);
@@ -46,5 +46,6 @@ export function originAllowed(origin: string | undefined, host: string | undefin
     return false; // "null" (sandboxed pages, file://) and other non-URLs
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
-  return url.host === host.trim().toLowerCase();
+  if (allowedHosts.some((h) => h.toLowerCase().replace(/\.$/, '') === url.hostname)) return true;
+  return host !== undefined && url.host === host.trim().toLowerCase();
 }

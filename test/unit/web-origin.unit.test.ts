@@ -32,6 +32,8 @@ test('an Origin passes when absent, of the same host, or listed', () => {
   assert.equal(originAllowed('null', '10.0.0.5:8080', []), false);
   assert.equal(originAllowed('https://app.example.com', '10.0.0.5:8080', ['https://app.example.com/']), true);
   assert.equal(originAllowed('file://', '10.0.0.5:8080', []), false);
+  assert.equal(originAllowed('https://gw.example.com', '127.0.0.1:8080', [], ['gw.example.com']), true, 'one of our names, Host rewritten by a proxy');
+  assert.equal(originAllowed('https://evil.example', '127.0.0.1:8080', [], ['gw.example.com']), false);
 });
 
 test('tokens compare equal only when equal, whatever their lengths', () => {

@@ -97,7 +97,7 @@ export class WsTransport {
     }
     const origin = req.headers.origin;
     if (!hostAllowed(req.headers.host, o.allowedHosts ?? [])) return this.refuse(socket, address, 421, 'Misdirected Request', `Host ${req.headers.host?.slice(0, 200) ?? '(none)'} is not one of http.allowedHosts`);
-    if (!originAllowed(origin, req.headers.host, o.allowedOrigins ?? [])) return this.refuse(socket, address, 403, 'Forbidden', `Origin ${origin?.slice(0, 200)} is not this host nor one of http.allowedOrigins`);
+    if (!originAllowed(origin, req.headers.host, o.allowedOrigins ?? [], o.allowedHosts ?? [])) return this.refuse(socket, address, 403, 'Forbidden', `Origin ${origin?.slice(0, 200)} is not this host nor one of http.allowedOrigins`);
     if (o.maxConnections !== undefined && this.total >= o.maxConnections) return this.refuse(socket, address, 503, 'Service Unavailable', `${o.maxConnections} connections open (http.wsMaxConnections)`);
     const mine = this.perSource.get(address) ?? 0;
     if (o.maxPerSource !== undefined && mine >= o.maxPerSource && !o.trusted?.(address)) return this.refuse(socket, address, 503, 'Service Unavailable', `${mine} connections open from this address (http.wsMaxPerSource)`);
