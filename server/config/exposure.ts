@@ -31,7 +31,7 @@ export function exposureProblems(cfg: Config, env: NodeJS.ProcessEnv = {}): stri
   const token = cfg.http.apiToken;
   if (publicIp !== '') {
     if (usesDemoUsers(cfg)) {
-      problems.push(`users: ${PUBLIC_IP_ENV}=${publicIp} publishes the gateway, and the demo users (1000-1004, password secret<user>) are still configured: list your own users in the config file`);
+      problems.push(`users: ${PUBLIC_IP_ENV}=${publicIp} publishes the gateway, and the demo users (1000-1004, password secret<user>) are still configured: list your own users in the config file (or GW_USERS)`);
     }
     if (token === null) {
       problems.push(`http.apiToken: ${PUBLIC_IP_ENV}=${publicIp} publishes the gateway without an API token: set http.apiToken (or GW_HTTP_APITOKEN)`);
