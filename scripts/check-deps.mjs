@@ -13,6 +13,7 @@ import path from 'node:path';
  *   net      address classes, CIDR sets, URL allow-lists (pure: the ground, imports nothing of ours)
  *   config   schema and loading
  *   sip      the protocol: message, transport, transaction, dialog
+ *   security per-source flood and brute-force bans (pike + ipban), the start-up notice
  *   audio    codecs, resampling, mixing (pure)
  *   media    mediasoup workers, legs, sessions, SDP; typed media modes
  *   registrar registrar, digest, location stores
@@ -24,7 +25,7 @@ import path from 'node:path';
  *   http     express app, API routes, metrics
  *   root     main.ts and gateway.ts: the composition root
  */
-export const FLOORS = ['net', 'config', 'sip', 'audio', 'media', 'registrar', 'routing', 'proxy', 'calls', 'taps', 'events', 'http', 'root'];
+export const FLOORS = ['net', 'config', 'sip', 'security', 'audio', 'media', 'registrar', 'routing', 'proxy', 'calls', 'taps', 'events', 'http', 'root'];
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(`usage: node scripts/check-deps.mjs [server-dir]

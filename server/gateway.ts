@@ -38,6 +38,8 @@ import { Registrar } from './registrar/registrar.js';
 import type { RoutingScript, Stage } from './routing/api.js';
 import { script as defaultScript } from './routing/script.js';
 import { use } from './routing/stages.js';
+import { FloodGuard } from './security/flood-guard.js';
+import { guardNotice } from './security/notice.js';
 import { SipStack } from './sip/stack.js';
 import { Timers } from './sip/transaction/timers.js';
 import { TransactionLayer } from './sip/transaction/transaction-layer.js';
@@ -76,6 +78,8 @@ export interface Gateway {
   /** the ports actually bound (0 in the config picks free ones) */
   readonly ports: { udp: number | null; http: number; https: number | null };
   readonly advertise: string;
+  /** per-source flood and brute-force bans */
+  readonly guard: FloodGuard;
   close(): Promise<void>;
 }
 
@@ -109,17 +113,25 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     const registrar = new Registrar(store, { ...config.registrar, realm, domains: [...config.sip.domains, advertise] }, config.users);
     registrar.start();
     closers.push(() => registrar.stop());
-    logRegistrations(registrar, log);
+    // flood and brute-force bans (pike + ipban): asked before parsing, told of auth failures
+    const guard = new FloodGuard({ ...config.security, trustedPeers: config.sip.trustedPeers }, log.child({ component: 'security' }));
+    guard.start();
+    closers.push(() => guard.stop());
+    logRegistrations(registrar, log, guard);
 
     // sip: transports -> transactions; the stack parses what the transports receive
     const timers = new Timers(config.sip.timers);
     const transports = new TransportLayer();
     transports.on('transportError', (err, where) => log.warn({ err, where }, 'transport error'));
     closers.push(() => transports.close());
+    guard.on('banned', (b) => transports.closeFlowsFrom(b.address));
     const transactions = new TransactionLayer(timers, transports);
     closers.push(() => transactions.close());
     const stack = new SipStack(transactions, { forceRport: config.sip.forceRport }, log.child({ component: 'sip' }));
-    transports.on('message', stack.receive);
+    // a banned source's messages are dropped before any parsing (pike's drop)
+    transports.on('message', (buf, src) => {
+      if (guard.admit(src.address)) stack.receive(buf, src);
+    });
 
     let udpPort: number | null = null;
     if (config.sip.udp !== false) {
@@ -170,8 +182,17 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       bus,
       metrics,
       ready: () => state.listening && !state.draining,
+      allowedHosts: config.http.allowedHosts,
+      events: { maxSubscribers: config.http.maxEventSubscribers, maxBuffered: config.http.eventMaxBuffered },
     });
-    const wsOptions = { path: config.http.wsPath, pingInterval: config.http.wsPingInterval, maxMessageSize: 64 * 1024 };
+    const h = config.http;
+    const wsLog = log.child({ component: 'ws' });
+    const wsOptions = {
+      path: h.wsPath, pingInterval: h.wsPingInterval, maxMessageSize: 64 * 1024,
+      allowedHosts: h.allowedHosts, allowedOrigins: h.allowedOrigins, maxConnections: h.wsMaxConnections, maxPerSource: h.wsMaxPerSource,
+      idleTimeout: h.wsIdleTimeout, admitSource: (a: string) => !guard.isBanned(a), trusted: (a: string) => guard.isTrusted(a),
+      onRefused: (source: string, why: string) => wsLog.info({ source, why }, 'sip websocket refused'),
+    };
     // the WebSocket transports close before their HTTP servers (closers run in reverse):
     // server.close() waits for upgraded sockets, which closeAllConnections() leaves alone
     const attachWs = (kind: 'ws' | 'wss', server: http.Server | https.Server): void => {
@@ -232,6 +253,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     });
     state.listening = true;
     log.info({ udp: udpPort, http: httpPort, https: httpsPort, advertise, ws: `ws://${advertise}:${httpPort}${config.http.wsPath}`, users: config.users.length }, 'gateway listening');
+    const notice = guardNotice(config);
+    if (notice) log.warn(notice.fields, notice.message);
 
     /**
      * Graceful shutdown: new calls get 503, calls up may end by themselves within `graceMs`,
@@ -264,6 +287,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       local,
       ports: { udp: udpPort, http: httpPort, https: httpsPort },
       advertise,
+      guard,
       close,
     };
   } catch (e) {
@@ -306,11 +330,18 @@ async function openStore(config: Config): Promise<LocationStore> {
   }
 }
 
-function logRegistrations(registrar: Registrar, log: Logger): void {
+function logRegistrations(registrar: Registrar, log: Logger, guard: FloodGuard): void {
   const rlog = log.child({ component: 'registrar' });
   registrar.on('registered', (b) => rlog.info({ aor: b.aor, contact: b.contact, transport: b.received.transport, source: `${b.received.address}:${b.received.port}` }, 'registered'));
   registrar.on('unregistered', (b, why) => rlog.info({ aor: b.aor, contact: b.contact, reason: why }, 'unregistered'));
-  registrar.on('authFailed', (f) => rlog.warn(f, 'authentication failed'));
+  // the guard writes the one "auth failed" line (fail2ban's) and counts it against the source
+  // (REGISTER and the proxy's authentication both report here)
+  registrar.on('authFailed', (f) => guard.authFailed({ address: f.address, port: portOf(f.source) }, f.username, `${f.method}: ${f.reason}`));
+}
+
+/** The port of "198.51.100.7:5060" or "[2001:db8::1]:5060". */
+function portOf(source: string): number {
+  return Number(source.slice(source.lastIndexOf(':') + 1));
 }
 
 /** The first non-internal IPv4 address: what phones on the LAN can reach. */

@@ -20,9 +20,6 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = createLogger(config.log);
-  if (config.users.some((u) => u.password === 'secret' + u.username)) {
-    log.warn('demo users with default passwords are enabled: set `users` in a config file before exposing this gateway');
-  }
   // One bad message or a bug in one call must not take every other call down with it.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));

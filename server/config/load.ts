@@ -8,6 +8,7 @@ import { Kind, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
 import { AllowedUrlError, parseAllowedUrl } from '../net/url-allow-list.js';
+import { exposureProblems } from './exposure.js';
 import { ConfigSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
@@ -50,6 +51,8 @@ export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): Config {
   }
   const cfg = withDefaults as Config;
   checkConsistency(cfg);
+  const exposed = exposureProblems(cfg, env);
+  if (exposed.length > 0) throw new ConfigError(`refusing to start:\n  ${exposed.join('\n  ')}`);
   return cfg;
 }
 

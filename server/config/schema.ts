@@ -58,6 +58,10 @@ export const ConfigSchema = Type.Object({
       }),
       servers: Type.Array(Type.String(), { default: [], description: 'DNS servers to ask (e.g. ["127.0.0.1:5353"]); empty: the system resolver' }),
     }, { additionalProperties: false, default: {} }),
+    trustedPeers: Type.Array(Type.String(), {
+      default: [],
+      description: 'CIDR ranges or addresses of trunks and PBXs trusted without authentication (e.g. ["203.0.113.0/28"]); also exempt from flood and brute-force bans and from http.wsMaxPerSource (add a reverse proxy in front of the WebSocket here)',
+    }),
   }, { additionalProperties: false, default: {} }),
 
   http: Type.Object({
@@ -70,7 +74,22 @@ export const ConfigSchema = Type.Object({
       cert: Nullable(Type.String({ description: 'PEM certificate file; enables HTTPS/WSS' })),
       key: Nullable(Type.String({ description: 'PEM private key file' })),
     }, { additionalProperties: false, default: {} }),
-    apiToken: Nullable(Type.String({ description: 'bearer token the /api routes require; null: no token (bind to a trusted address)' })),
+    apiToken: Nullable(Type.String({
+      description: 'bearer token the /api routes require (compared in constant time); null: no token, and then /api answers only private sources (loopback, RFC 1918, RFC 4193, link-local)',
+    })),
+    allowedHosts: Type.Array(Type.String(), {
+      default: [],
+      description: 'host names the web server answers to (Host header, against DNS rebinding); IP literals and localhost always pass; empty: no Host check',
+    }),
+    allowedOrigins: Type.Array(Type.String(), {
+      default: [],
+      description: 'origins (e.g. "https://phone.example.com") whose pages may open the SIP WebSocket, besides the page\'s own host and the names in allowedHosts; clients that send no Origin (phones) are always allowed',
+    }),
+    wsMaxConnections: Type.Integer({ minimum: 1, default: 10000, description: 'most SIP WebSocket connections at once; more get 503' }),
+    wsMaxPerSource: Type.Integer({ minimum: 1, default: 200, description: 'most SIP WebSocket connections from one IP address (an office behind one NAT counts once); more get 503' }),
+    wsIdleTimeout: Type.Integer({ minimum: 1, default: 30, description: 'seconds a new SIP WebSocket may stay open without sending a SIP request; then it is closed' }),
+    maxEventSubscribers: Type.Integer({ minimum: 1, default: 64, description: 'most /api/events streams at once; more get 503' }),
+    eventMaxBuffered: Type.Integer({ minimum: 1024, default: 1048576, description: 'bytes of events waiting for a slow /api/events reader before it is dropped' }),
   }, { additionalProperties: false, default: {} }),
 
   security: Type.Object({
@@ -78,7 +97,13 @@ export const ConfigSchema = Type.Object({
       default: './data/secret',
       description: 'file holding this install\'s secret (made on first start, mode 0600): it signs the flow tokens in Record-Route, so dialogs and registrations survive a restart; null: a new secret each start',
     }),
-  }, { additionalProperties: false, default: {} }),
+    floodWindow: Type.Integer({ minimum: 1, default: 2, description: 'seconds of the per-source SIP message count (Kamailio pike\'s sampling time)' }),
+    floodMaxMessages: Type.Integer({ minimum: 1, default: 400, description: 'SIP messages (datagrams, WebSocket frames, keep-alives included) one source may send per floodWindow before it is banned' }),
+    authFailureWindow: Type.Integer({ minimum: 1, default: 60, description: 'seconds over which a source\'s failed authentications are counted' }),
+    maxAuthFailures: Type.Integer({ minimum: 1, default: 20, description: 'failed authentications (wrong password, unknown user) one source may have per authFailureWindow before it is banned' }),
+    banTime: Type.Integer({ minimum: 1, default: 600, description: 'seconds a banned source is ignored (its messages dropped without a reply)' }),
+    maxTrackedSources: Type.Integer({ minimum: 100, default: 50000, description: 'most source addresses counted at once (the oldest are forgotten first; bans are kept apart, as many)' }),
+  }, { additionalProperties: false, default: {}, description: 'flood and brute-force protection (Kamailio pike + ipban); sip.trustedPeers are exempt' }),
 
   registrar: Type.Object({
     authenticate: Type.Boolean({

@@ -6,8 +6,9 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { EventBus } from '../events/event-bus.js';
+import { apiAccess, hostCheck } from './access.js';
 import { apiRouter, type ApiDeps } from './api-routes.js';
-import { eventsHandler } from './events-route.js';
+import { eventsHandler, type EventsLimits } from './events-route.js';
 
 export { bindingJson } from './api-routes.js';
 
@@ -21,11 +22,16 @@ export interface AppDeps extends ApiDeps {
   extraApi?: express.Router[];
   /** for /readyz: every listener is up and we are not shutting down */
   ready: () => boolean;
+  /** host names answered (http.allowedHosts); empty or absent: any */
+  allowedHosts?: readonly string[];
+  /** /api/events limits (http.maxEventSubscribers, http.eventMaxBuffered) */
+  events?: EventsLimits;
 }
 
 export function createApp(d: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(hostCheck(d.allowedHosts ?? [], d.log));
   app.use(express.json({ limit: '256kb' }));
 
   app.get('/healthz', (_req, res) => {
@@ -40,15 +46,8 @@ export function createApp(d: AppDeps): express.Express {
   });
 
   const api = express.Router();
-  api.use((req: Request, res: Response, next: NextFunction) => {
-    if (d.apiToken === null) return next();
-    const auth = req.get('authorization') ?? '';
-    // EventSource cannot set headers: the event stream may carry the token in the query
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : (req.query.token as string | undefined);
-    if (token === d.apiToken) return next();
-    res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'unauthorized', message: 'an API token is required (Authorization: Bearer <token>)' });
-  });
-  api.get('/events', eventsHandler(d.bus));
+  api.use(apiAccess(d.apiToken, d.log));
+  api.get('/events', eventsHandler(d.bus, d.events, d.log));
   api.use(apiRouter(d));
   for (const r of d.extraApi ?? []) api.use(r);
   api.use((req: Request, res: Response) => {

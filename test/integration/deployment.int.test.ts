@@ -17,18 +17,27 @@ test('docker-compose.yml is valid for docker-compose, with the gateway and a tap
   execFileSync('docker-compose', ['-f', file('docker-compose.yml'), 'config', '-q'], { stdio: 'pipe', env: { ...process.env, PUBLIC_IP: '192.0.2.10' } });
   const compose = YAML.parse(fs.readFileSync(file('docker-compose.yml'), 'utf8')) as { services: Record<string, { ports?: string[]; environment?: Record<string, string>; command?: string[] }> };
   const gw = compose.services.gateway!;
-  assert.ok(gw.ports?.some((p) => p.startsWith('5060:5060/udp')), 'SIP on UDP 5060');
-  assert.ok(gw.ports?.some((p) => p.startsWith('8080:8080')), 'HTTP (softphone, WS)');
+  // published on 127.0.0.1 unless PUBLIC_IP names an address of the host
+  const bound = '${PUBLIC_IP:-127.0.0.1}:';
+  assert.ok(gw.ports?.some((p) => p.startsWith(`${bound}5060:5060/udp`)), 'SIP on UDP 5060');
+  assert.ok(gw.ports?.some((p) => p.startsWith(`${bound}8080:8080`)), 'HTTP (softphone, WS)');
   assert.ok(gw.ports?.some((p) => /RTP_MIN_PORT.*\/udp$/.test(p)), 'an RTP port range');
+  assert.ok(gw.ports?.every((p) => p.startsWith(bound)), 'every port bound to PUBLIC_IP or loopback');
   assert.ok(gw.environment?.GW_MEDIA_ANNOUNCEDADDRESS, 'the announced address comes from the environment');
+  assert.equal(gw.environment?.PUBLIC_IP, '${PUBLIC_IP:-}', 'the gateway is told it is published');
   assert.deepEqual(compose.services['tap-server']?.command, ['node', 'examples/tap-server/server.mjs']);
+  assert.equal(compose.services['tap-server']?.ports, undefined, 'the tap server is not published outside the compose network');
+  const local = execFileSync('docker-compose', ['-f', file('docker-compose.yml'), 'config'], { encoding: 'utf8', env: { ...process.env, PUBLIC_IP: '' } });
+  assert.match(local, /- 127\.0\.0\.1:8080:8080/);
   assert.ok(fs.existsSync(file('examples/tap-server/server.mjs')));
 });
 
-test('the Dockerfile builds on an official Node image and runs the compiled gateway', () => {
+test('the Dockerfile builds on a supported Node LTS and runs the compiled gateway unprivileged, health-checked', () => {
   const df = fs.readFileSync(file('Dockerfile'), 'utf8');
-  assert.match(df, /^FROM node:20[\w.-]* AS build$/m);
-  assert.match(df, /^FROM node:20[\w.-]*$/m);
+  assert.match(df, /^FROM node:(22|24)[\w.-]* AS build$/m);
+  assert.match(df, /^FROM node:(22|24)[\w.-]*$/m);
+  assert.match(df, /^USER node$/m);
+  assert.match(df, /^HEALTHCHECK [\s\S]*\/healthz/m);
   assert.match(df, /RUN npm ci/);
   assert.match(df, /ensure-mediasoup-worker/);
   assert.match(df, /^CMD \["node", "dist\/server\/main\.js"\]$/m);
@@ -43,4 +52,11 @@ test('the shipped configs are valid and config/schema.json is current', () => {
   const before = fs.readFileSync(file('config/schema.json'), 'utf8');
   execFileSync(process.execPath, [file('scripts/write-config-schema.mjs')], { stdio: 'pipe' });
   assert.equal(fs.readFileSync(file('config/schema.json'), 'utf8'), before, 'run npm run config:schema and commit config/schema.json');
+});
+
+test('compose published on PUBLIC_IP with the shipped docker config refuses to start, naming users and http.apiToken', () => {
+  const raw = readConfigFile(file('config/docker.yaml'));
+  assert.throws(() => buildConfig(raw, { PUBLIC_IP: '203.0.113.7' }), /users: PUBLIC_IP=203\.0\.113\.7[\s\S]*http\.apiToken: PUBLIC_IP/);
+  assert.doesNotThrow(() => buildConfig(raw, { PUBLIC_IP: '' }), 'the local demo starts');
+  assert.doesNotThrow(() => buildConfig(raw, { PUBLIC_IP: '203.0.113.7', GW_HTTP_APITOKEN: 'a-long-random-token-0123', GW_USERS: '[{"username":"alice","password":"a-long-password"}]' }));
 });

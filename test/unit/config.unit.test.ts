@@ -45,7 +45,7 @@ describe('buildConfig', () => {
   });
 
   it('what the file sets wins, the rest is defaulted', () => {
-    const cfg = buildConfig({ sip: { udp: { port: 5080 }, domains: ['example.com'] }, users: [{ username: 'alice', password: 'pw' }] });
+    const cfg = buildConfig({ sip: { udp: { port: 5080 }, domains: ['example.com'] }, users: [{ username: 'alice', password: 'pw' }], http: { address: '127.0.0.1' } });
     assert.deepEqual(cfg.sip.udp, { address: '0.0.0.0', port: 5080 });
     assert.deepEqual(cfg.sip.domains, ['example.com']);
     assert.deepEqual(cfg.users, [{ username: 'alice', password: 'pw' }]);

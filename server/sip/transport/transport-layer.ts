@@ -69,6 +69,18 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Sen
     return this.flows.get(id);
   }
 
+  /** Closes every connection from `address` (a source just banned); how many. */
+  closeFlowsFrom(address: string): number {
+    let n = 0;
+    for (const f of [...this.flows.values()]) {
+      if (f.remoteAddress === address) {
+        f.close();
+        n++;
+      }
+    }
+    return n;
+  }
+
   get flowCount(): number {
     return this.flows.size;
   }
