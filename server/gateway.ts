@@ -24,6 +24,7 @@ import { tapsRouter } from './http/taps-routes.js';
 import { MediaService } from './media/media-service.js';
 import { webRoot } from './paths.js';
 import { loadInstallSecret } from './config/install-secret.js';
+import { CidrSet } from './net/address-class.js';
 import { FlowTokens } from './proxy/flow-token.js';
 import { KnownDialogs } from './proxy/known-dialogs.js';
 import { Locality } from './proxy/locality.js';
@@ -239,6 +240,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       hooks: callMedia,
       draining: () => state.draining,
       tapGate: sipTapGate(tapPolicy),
+      trustedPeers: new CidrSet(config.sip.trustedPeers),
       maxForwards: config.sip.maxForwards,
       maxBranches: config.sip.maxBranches,
       tokens: new FlowTokens(loadInstallSecret(config.security.secretFile)),

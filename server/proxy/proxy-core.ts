@@ -6,6 +6,7 @@
  * keeps the call, rewrites the SDP and ends calls; the core only forwards.
  */
 import type { Logger } from 'pino';
+import type { CidrSet } from '../net/address-class.js';
 import type { Registrar } from '../registrar/registrar.js';
 import type { Action, RoutingScript, TapRequest, Target } from '../routing/api.js';
 import { flagNames } from '../routing/flags.js';
@@ -32,7 +33,7 @@ import { recordRoutes } from './record-route.js';
 import type { Resolver } from './resolver.js';
 import { Branch, chooseBest, ResponseContext, upstreamFinal } from './response-context.js';
 import { hash36, isBehindNat, isForUs, preprocessRoutes } from './route-set.js';
-import { runBranchRoute, ScriptContext, type TapGate } from './script-context.js';
+import { runBranchRoute, ScriptContext, type ScriptEnv, type TapGate } from './script-context.js';
 
 export interface ProxyDeps {
   transactions: TransactionLayer;
@@ -57,6 +58,8 @@ export interface ProxyDeps {
   dialogs: KnownDialogs;
   /** answers the script's sip.mayTap() (the taps' URL policy); none: every tap from SIP refused */
   tapGate?: TapGate;
+  /** sip.trustedPeers: sources the script may let through without authentication */
+  trustedPeers: CidrSet;
 }
 
 /** Requests that create dialogs, and so get Record-Route (§16.6 step 4). */
@@ -66,8 +69,10 @@ const IGNORE: ClientTxUser = { onResponse: () => {}, onTimeout: () => {}, onTran
 
 export class ProxyCore {
   private readonly contexts = new Map<ServerTransaction, ResponseContext>();
+  private readonly scriptEnv: ScriptEnv;
 
   constructor(private readonly d: ProxyDeps) {
+    this.scriptEnv = { locality: d.locality, registrar: d.registrar, trustedPeers: d.trustedPeers, tapGate: d.tapGate ?? null };
     // what no transaction claims: new requests and ACKs for 2xx, CANCELs, stray responses
     d.transactions.on('request', (req, tx) => void this.handle(req, tx, null));
     d.transactions.on('cancel', (cancel, tx, invite) => void this.handle(cancel, tx, invite));
@@ -112,7 +117,7 @@ export class ProxyCore {
     if (req.method === 'INVITE' && req.body.length > 0 && !isSdp(req.contentType())) {
       return this.reply(tx, 415, undefined, [['Accept', 'application/sdp']]);
     }
-    const ctx = new ScriptContext(req, route, this.d.log, this.d.locality, this.d.registrar, this.d.tapGate);
+    const ctx = new ScriptContext(req, route, this.d.log, this.scriptEnv);
     let action: Action;
     try {
       action = await runRequest(this.d.script, ctx);

@@ -1,7 +1,9 @@
 /** The `sip` object a routing script gets: flags, queries, and the actions it may return. */
 import type { Logger } from 'pino';
 import type { Binding } from '../registrar/binding.js';
+import type { AuthRefusal } from '../registrar/authenticator.js';
 import type { Registrar } from '../registrar/registrar.js';
+import type { CidrSet } from '../net/address-class.js';
 import { checkMediaFlags, type MediaFlags } from '../media/flags.js';
 import type { Action, BranchContext, RelayOptions, RequestContext, RoutingScript, Target } from '../routing/api.js';
 import { parseNameAddr } from '../sip/address.js';
@@ -39,6 +41,19 @@ export interface TapGate {
   mayTap(spec: string | Record<string, unknown>, trusted: boolean, log: Logger): boolean;
 }
 
+/** What the script context consults besides the request: who we are, users, policies. */
+export interface ScriptEnv {
+  locality: Locality;
+  registrar: Registrar;
+  /** sip.trustedPeers: trunks and PBXs that send without authenticating (allow_source_address) */
+  trustedPeers: CidrSet;
+  /** answers mayTap() (the taps' URL policy); null: every tap from SIP refused */
+  tapGate: TapGate | null;
+}
+
+/** Identity headers a caller may not write itself: the gateway asserts identity (RFC 3325 §5). */
+const IDENTITY_HEADERS = ['p-asserted-identity', 'p-preferred-identity'];
+
 export class ScriptContext implements RequestContext {
   flags = 0;
   branchFlags = 0;
@@ -48,20 +63,24 @@ export class ScriptContext implements RequestContext {
   readonly source: Source;
   readonly routed: boolean;
   /**
-   * The request came from an authenticated user or a trusted peer. False until the core's
-   * authentication sets it (the lead wires this: proxy_authorize / sip.trustedPeers).
+   * The request came from an authenticated user or a trusted peer: what the script's route
+   * [AUTH] establishes (routing/script.ts); it alone may start taps and wsbridge.
    */
   trusted = false;
   private childLog: Logger | null = null;
+  /** why proxyAuthorize() failed: the reply proxyChallenge() sends */
+  private refusal: AuthRefusal | null = null;
+  private readonly locality: Locality;
+  private readonly registrar: Registrar;
 
   constructor(
     readonly req: SipRequest,
     readonly route: RouteInfo,
     private readonly parentLog: Logger,
-    private readonly locality: Locality,
-    private readonly registrar: Registrar,
-    private readonly tapGate: TapGate | null = null,
+    private readonly env: ScriptEnv,
   ) {
+    this.locality = env.locality;
+    this.registrar = env.registrar;
     this.method = req.method;
     this.source = req.source!;
     this.proto = this.source.transport;
@@ -129,7 +148,57 @@ export class ScriptContext implements RequestContext {
   }
 
   mayTap(spec: string | Record<string, unknown>): boolean {
-    return this.tapGate?.mayTap(spec, this.trusted, this.log) ?? false;
+    return this.env.tapGate?.mayTap(spec, this.trusted, this.log) ?? false;
+  }
+
+  get fromUser(): string | null {
+    try {
+      const u = this.req.from().uri.user;
+      return u === null ? null : unescapeUri(u);
+    } catch {
+      return null;
+    }
+  }
+
+  isTrustedPeer(): boolean {
+    return this.env.trustedPeers.has(this.source.address);
+  }
+
+  proxyAuthorize(): boolean {
+    const result = this.registrar.auth.check(this.req, 'proxy');
+    if (result.ok) {
+      this.authUser = result.user;
+      this.refusal = null;
+      return true;
+    }
+    this.refusal = result;
+    return false;
+  }
+
+  proxyChallenge(): Action {
+    const r = this.refusal ?? this.registrar.auth.check(this.req, 'proxy');
+    if (r.ok) return this.reply(500, 'Server Internal Error'); // proxyChallenge() after a success: a script bug
+    return this.reply(r.status, r.reason, r.headers);
+  }
+
+  forbidAuthId(): Action {
+    this.registrar.auth.refuse(this.req, this.authUser, `authenticated as ${this.authUser ?? '?'} but From is ${this.fromUser ?? '?'}`);
+    return this.reply(403, 'Forbidden auth ID');
+  }
+
+  consumeCredentials(): void {
+    this.req.remove('proxy-authorization');
+  }
+
+  removeIdentity(): void {
+    for (const h of IDENTITY_HEADERS) this.req.remove(h);
+  }
+
+  assertIdentity(): void {
+    if (this.authUser === null) return;
+    const display = this.registrar.auth.account(this.authUser)?.displayName;
+    const name = display ? `"${display.replace(/["\\\r\n]/g, '')}" ` : '';
+    this.req.set('p-asserted-identity', `${name}<sip:${this.authUser}@${this.registrar.auth.realm}>`);
   }
 
   answerLocally(app: string, params: Record<string, string>): Action {

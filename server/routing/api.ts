@@ -76,6 +76,28 @@ export interface RequestContext {
   /** lookup("location"): targets for a user (default: the Request-URI's); null when not ours */
   lookup(user?: string): Promise<Target[] | null>;
 
+  // ---- route[AUTH] (Kamailio's default script) ----
+  /** $fU: the user part of From, unescaped; null when From has none */
+  readonly fromUser: string | null;
+  /** allow_source_address(): the request comes from sip.trustedPeers (a trunk, a PBX) */
+  isTrustedPeer(): boolean;
+  /**
+   * proxy_authorize(): digest credentials in Proxy-Authorization, checked against `users`
+   * (fresh nonce, unused nonce-count); true sets `authUser` ($au). Failures are logged and
+   * counted against the source (flood guard).
+   */
+  proxyAuthorize(): boolean;
+  /** proxy_challenge(): the 407 with a fresh challenge (or the 403 a wrong password gets) */
+  proxyChallenge(): Action;
+  /** The 403 for credentials of another user than From ($au != $fU); logged and counted as a failure. */
+  forbidAuthId(): Action;
+  /** consume_credentials(): Proxy-Authorization is not forwarded */
+  consumeCredentials(): void;
+  /** removes P-Asserted-Identity / P-Preferred-Identity a caller wrote (only we assert identity) */
+  removeIdentity(): void;
+  /** P-Asserted-Identity (RFC 3325) for the authenticated user, towards the callee */
+  assertIdentity(): void;
+
   reply(status: number, reason?: string, headers?: [string, string][]): Action;
   /** t_relay: to the targets (parallel forking), or by Route / Request-URI; `taps` start with the call */
   relay(targets?: Target[] | null, opts?: RelayOptions): Action;

@@ -4,7 +4,7 @@
  * media) does what the returned actions say. Checks that come before routing (auth, rate
  * limits) go in `stages` (see server/routing/stages.ts), a SipError thrown here is its reply.
  */
-import type { RoutingScript } from './api.js';
+import type { Action, RequestContext, RoutingScript } from './api.js';
 import { DST_WS, mediaFlagsFor, SRC_WS } from './flags.js';
 
 /** The P-wsbridge-* headers are URL-encoded; a bad escape is taken as written. */
@@ -14,6 +14,33 @@ function decode(v: string): string {
   } catch {
     return v;
   }
+}
+
+/** Initial requests that must come from someone we know: a user or a trusted peer. */
+const AUTHENTICATED = new Set(['INVITE', 'MESSAGE', 'SUBSCRIBE', 'REFER']);
+
+/**
+ * route[AUTH], as in Kamailio's default script: a trunk or PBX in sip.trustedPeers passes as
+ * it is (allow_source_address); anyone else proves with digest credentials that they are the
+ * user their From names (proxy_authorize, then $au == $fU), and the callee is told who called
+ * (P-Asserted-Identity, RFC 3325). Returns the reply that ends the request, or null to go on.
+ */
+function routeAuth(sip: RequestContext): Action | null {
+  if (sip.isTrustedPeer()) {
+    sip.trusted = true;
+    return null;
+  }
+  // identity is ours to assert: what an outsider wrote is not passed on
+  sip.removeIdentity();
+  // if (!proxy_authorize("$fd", "subscriber")) { proxy_challenge("$fd", "0"); exit; }
+  if (!sip.proxyAuthorize()) return sip.proxyChallenge();
+  // if ($au != $fU) { sl_send_reply("403", "Forbidden auth ID"); exit; }
+  if (sip.authUser !== sip.fromUser) return sip.forbidAuthId();
+  // consume_credentials(); append_hf("P-Asserted-Identity: <sip:$au@$fd>\r\n");
+  sip.consumeCredentials();
+  sip.assertIdentity();
+  sip.trusted = true;
+  return null;
 }
 
 export const script: RoutingScript = {
@@ -47,6 +74,12 @@ export const script: RoutingScript = {
     if (sip.routed && req.has('route')) return sip.reply(403, 'Preload Route denied');
 
     if (!sip.isMyself()) return sip.reply(403, 'Relaying Forbidden');
+
+    // route(AUTH): calls, messages and subscriptions only from users and trusted peers
+    if (AUTHENTICATED.has(req.method)) {
+      const refused = routeAuth(sip);
+      if (refused) return refused;
+    }
 
     // requests for the gateway itself (keep-alive OPTIONS from phones and load balancers)
     const user = req.requestUri().user;

@@ -986,12 +986,13 @@ export class RtpPhone {
    * Calls `target` (a user of the domain, or a SIP URI): INVITE with an SDP offer, or none with
    * `lateOffer` (the offer then comes in the 200 and our answer goes in the ACK).
    */
-  call(target: string, opts: { lateOffer?: boolean; headers?: [string, string][] } = {}): PhoneCall {
+  call(target: string, opts: { lateOffer?: boolean; headers?: [string, string][]; fromUser?: string } = {}): PhoneCall {
     this.assertOpen();
     const uri = target.includes(':') ? target : `sip:${target}@${this.domain}`;
     const call = new PhoneCall(this, 'outgoing', newCallId(LOCAL_ADDRESS));
     this.callsById.set(call.callId, call);
-    call.startOutgoing(uri, opts.lateOffer ?? false, opts.headers ?? []);
+    // fromUser: a From other than our own user (authenticating as ourselves): a spoofing caller
+    call.startOutgoing(uri, opts.lateOffer ?? false, opts.headers ?? [], opts.fromUser ? `sip:${opts.fromUser}@${this.domain}` : this.aor);
     return call;
   }
 
@@ -1378,6 +1379,11 @@ export class PhoneCall {
     this.media = phone.newMedia();
   }
 
+  /** The INVITE an incoming call arrived with (its headers as the gateway sent them); null for outgoing calls. */
+  get request(): SipRequest | null {
+    return this.inviteReq;
+  }
+
   // ---- waits
 
   /** Resolves when the call is answered (outgoing: 2xx received and ACKed; incoming: ACK received). */
@@ -1503,10 +1509,10 @@ export class PhoneCall {
   // ---- outgoing
 
   /** @internal */
-  startOutgoing(targetUri: string, lateOffer: boolean, headers: [string, string][]): void {
+  startOutgoing(targetUri: string, lateOffer: boolean, headers: [string, string][], fromUri: string): void {
     this.targetUri = targetUri;
     this.extraHeaders = headers;
-    this.localHeader = `<${this.phone.aor}>;tag=${this.localTag}`;
+    this.localHeader = `<${fromUri}>;tag=${this.localTag}`;
     this.remoteHeader = `<${targetUri}>`;
     if (!lateOffer) this.pendingOffer = this.makeOffer(this.wanted);
     this.sendInvite(null);

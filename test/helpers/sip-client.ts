@@ -29,9 +29,13 @@ export class UdpSipClient {
   readonly received: SipMessageAny[] = [];
   private waiters: (() => void)[] = [];
 
-  static async open(): Promise<UdpSipClient> {
+  /** the loopback address it is bound to */
+  address = '127.0.0.1';
+
+  static async open(address = '127.0.0.1'): Promise<UdpSipClient> {
     const c = new UdpSipClient();
-    await new Promise<void>((r) => c.socket.bind(0, '127.0.0.1', () => r()));
+    c.address = address;
+    await new Promise<void>((r) => c.socket.bind(0, address, () => r()));
     c.socket.on('message', (buf) => {
       const p = parseMessage(buf);
       if (p.kind === 'message') c.received.push(p.message);
@@ -91,13 +95,13 @@ export function request(method: string, ruri: string, client: UdpSipClient, opts
   const body = opts.body ?? '';
   const lines = [
     `${method} ${ruri} SIP/2.0`,
-    `Via: SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bK-t${seq}-${Date.now()};rport`,
+    `Via: SIP/2.0/UDP ${client.address}:${client.port};branch=z9hG4bK-t${seq}-${Date.now()};rport`,
     'Max-Forwards: 70',
     `From: <sip:tester@127.0.0.1>;tag=t${seq}`,
     `To: <${ruri}>${opts.toTag ? `;tag=${opts.toTag}` : ''}`,
     `Call-ID: ${callId}`,
     `CSeq: 1 ${method}`,
-    `Contact: <sip:tester@127.0.0.1:${client.port}>`,
+    `Contact: <sip:tester@${client.address}:${client.port}>`,
     ...(opts.headers ?? []),
     ...(body ? ['Content-Type: application/sdp'] : []),
     `Content-Length: ${Buffer.byteLength(body)}`,

@@ -24,6 +24,7 @@ import { Timers } from '../../server/sip/transaction/timers.js';
 import { TransactionLayer } from '../../server/sip/transaction/transaction-layer.js';
 import { TransportLayer } from '../../server/sip/transport/transport-layer.js';
 import type { Destination, Source } from '../../server/sip/transport/types.js';
+import { CidrSet } from '../../server/net/address-class.js';
 import { FlowTokens } from '../../server/proxy/flow-token.js';
 import { KnownDialogs } from '../../server/proxy/known-dialogs.js';
 
@@ -98,7 +99,7 @@ function setup(script: RoutingScript): { wire: WireTransports; hooks: RecordingH
   proxies.push(new ProxyCore({
     transactions, transports: wire, locality: new Locality(['example.com'], wire.interfaces), resolver: new Resolver({ enabled: false, servers: [] }),
     registrar, script, timers, log, hooks, draining: () => false, maxForwards: 70, maxBranches: 10,
-    tokens: new FlowTokens(randomBytes(32)), dialogs: new KnownDialogs({ dialogTimeout: 60_000, earlyTimeout: 5000, pendingTimeout: 1000, max: 100 }),
+    tokens: new FlowTokens(randomBytes(32)), dialogs: new KnownDialogs({ dialogTimeout: 60_000, earlyTimeout: 5000, pendingTimeout: 1000, max: 100 }), trustedPeers: new CidrSet(['127.0.0.0/8']),
   }));
   return { wire, hooks, receive: (msg, from = PHONE) => stack.receive(typeof msg === 'string' ? Buffer.from(msg.replace(/\n/g, '\r\n')) : msg, from) };
 }
