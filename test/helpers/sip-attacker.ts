@@ -8,6 +8,8 @@
  * Also a command line, for running inside a test's network namespace:
  *   node dist/test/helpers/sip-attacker.js options  HOST PORT COUNT
  *   node dist/test/helpers/sip-attacker.js guess    HOST PORT USER COUNT
+ *   node dist/test/helpers/sip-attacker.js register HOST PORT USER PASSWORD   (one REGISTER, the right password)
+ *   node dist/test/helpers/sip-attacker.js invite   HOST PORT USER TARGET PASSWORD
  *   node dist/test/helpers/sip-attacker.js soak     HOST PORT USER SECONDS [PHASE,PHASE...]
  *   node dist/test/helpers/sip-attacker.js http     URL [Header:value ...]
  *   node dist/test/helpers/sip-attacker.js ws       URL [Origin]
@@ -108,33 +110,60 @@ export class UdpScanner {
     ].join('\r\n');
   }
 
+  invite(user: string, target: string, callId: string, cseq: number, auth?: string): string {
+    return [
+      `INVITE sip:${target}@${this.host} SIP/2.0`,
+      `Via: SIP/2.0/UDP 0.0.0.0:${this.localPort};branch=z9hG4bK${tag()};rport`,
+      'Max-Forwards: 70',
+      `From: <sip:${user}@${this.host}>;tag=${tag()}`,
+      `To: <sip:${target}@${this.host}>`,
+      `Call-ID: ${callId}`,
+      `CSeq: ${cseq} INVITE`,
+      `Contact: <sip:${user}@0.0.0.0:${this.localPort}>`,
+      'User-Agent: friendly-scanner',
+      ...(auth ? [`Proxy-Authorization: ${auth}`] : []),
+      'Content-Length: 0',
+      '', '',
+    ].join('\r\n');
+  }
+
   /**
    * One svcrack guess: REGISTER, and on a 401 the digest answer for `password`. The final
    * status, 'challenge' when the challenge could not be answered, or null when nothing came.
    */
-  async guess(user: string, password: string, timeoutMs = 1000): Promise<number | 'challenge' | null> {
+  guess(user: string, password: string, timeoutMs = 1000): Promise<number | 'challenge' | null> {
+    return this.guessWith('REGISTER', user, password, timeoutMs);
+  }
+
+  /** The same for an INVITE from `user` to `target` (the 407 of route[AUTH] answered). */
+  guessInvite(user: string, target: string, password: string, timeoutMs = 1000): Promise<number | 'challenge' | null> {
+    return this.guessWith('INVITE', user, password, timeoutMs, target);
+  }
+
+  private async guessWith(method: 'REGISTER' | 'INVITE', user: string, password: string, timeoutMs: number, target = user): Promise<number | 'challenge' | null> {
     const callId = `${tag()}@crack`;
-    const first = await this.request(this.register(user, callId, 1), callId, timeoutMs);
+    const build = (cseq: number, auth?: string): string => (method === 'REGISTER' ? this.register(user, callId, cseq, auth) : this.invite(user, target, callId, cseq, auth));
+    const first = await this.request(build(1), callId, timeoutMs);
     if (first === null) return null;
     const status = Number(/^SIP\/2\.0 (\d{3})/.exec(first)?.[1]);
-    if (status !== 401) return status;
-    const header = /\r\nWWW-Authenticate:\s*Digest ([^\r\n]+)/i.exec(first)?.[1] ?? '';
+    if (status !== 401 && status !== 407) return status;
+    const header = new RegExp(`\r\n${status === 401 ? 'WWW' : 'Proxy'}-Authenticate:\\s*Digest ([^\r\n]+)`, 'i').exec(first)?.[1] ?? '';
     const param = (n: string): string | undefined => new RegExp(`${n}="?([^",]+)"?`, 'i').exec(header)?.[1];
     const realm = param('realm');
     const nonce = param('nonce');
     if (realm === undefined || nonce === undefined) return 'challenge';
-    const uri = `sip:${this.host}`;
+    const uri = method === 'REGISTER' ? `sip:${this.host}` : `sip:${target}@${this.host}`;
     const qop = (param('qop') ?? '').split(/\s*,\s*/).includes('auth');
     const nc = '00000001';
     const cnonce = tag();
     const h1 = md5(`${user}:${realm}:${password}`);
-    const h2 = md5(`REGISTER:${uri}`);
+    const h2 = md5(`${method}:${uri}`);
     const response = qop ? md5(`${h1}:${nonce}:${nc}:${cnonce}:auth:${h2}`) : md5(`${h1}:${nonce}:${h2}`);
     const opaque = param('opaque');
     let auth = `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5`;
     if (qop) auth += `, qop=auth, nc=${nc}, cnonce="${cnonce}"`;
     if (opaque !== undefined) auth += `, opaque="${opaque}"`;
-    const second = await this.request(this.register(user, callId, 2, auth), callId, timeoutMs);
+    const second = await this.request(build(2, auth), callId, timeoutMs);
     return second === null ? null : Number(/^SIP\/2\.0 (\d{3})/.exec(second)?.[1]);
   }
 
@@ -205,8 +234,7 @@ export interface SoakResult {
 
 /**
  * One step of an attack phase: sends a little, returns how many messages it sent. The soak
- * calls it again and again until the gateway falls silent. INVITE guessing (407 challenges
- * answered with wrong passwords) is one more entry here.
+ * calls it again and again until the gateway falls silent.
  */
 export type AttackStep = (s: UdpScanner, user: string, i: number) => Promise<number>;
 
@@ -220,6 +248,12 @@ export const PHASES: Record<string, AttackStep> = {
   // svcrack: a guess started every 20 ms, overlapping, as svcrack's do
   'register-guess': async (s, user, i) => {
     void s.guess(user, `guess-${i}`, 500);
+    await new Promise((r) => setTimeout(r, 20));
+    return 1;
+  },
+  // toll fraud: INVITEs to an outside number as `user`, each 407 answered with a guess
+  'invite-guess': async (s, user, i) => {
+    void s.guessInvite(user, '0044' + String(900000000 + i), `guess-${i}`, 500);
     await new Promise((r) => setTimeout(r, 20));
     return 1;
   },
@@ -284,7 +318,7 @@ function wsOpen(url: string, origin?: string): Promise<object> {
 async function cli(argv: string[]): Promise<void> {
   const [cmd, ...a] = argv;
   if (!cmd || cmd === '--help') {
-    process.stdout.write('usage: sip-attacker.js options HOST PORT COUNT | guess HOST PORT USER COUNT | soak HOST PORT USER SECONDS [PHASES] | http URL [H:v...] | ws URL [ORIGIN]\n');
+    process.stdout.write('usage: sip-attacker.js options HOST PORT COUNT | guess HOST PORT USER COUNT | register HOST PORT USER PASSWORD | invite HOST PORT USER TARGET PASSWORD | soak HOST PORT USER SECONDS [PHASES] | http URL [H:v...] | ws URL [ORIGIN]\n');
     return;
   }
   let out: object;
@@ -295,6 +329,8 @@ async function cli(argv: string[]): Promise<void> {
     try {
       if (cmd === 'options') out = await optionsSweep(s, Number(a[2]));
       else if (cmd === 'guess') out = await passwordGuess(s, a[2]!, Number(a[3]));
+      else if (cmd === 'register') out = { status: await s.guess(a[2]!, a[3]!, 3000) };
+      else if (cmd === 'invite') out = { status: await s.guessInvite(a[2]!, a[3]!, a[4]!, 3000) };
       else if (cmd === 'soak') out = await soak(s, a[2]!, Number(a[3]), a[4]?.split(','));
       else throw new Error(`unknown command ${cmd}`);
     } finally {

@@ -1,8 +1,8 @@
 /**
- * The default routing script with every request taken as trusted (sip.trusted): what the
- * core's authentication sets for an authenticated user or a trusted peer. For tests of what
- * trusted callers may do (taps and wsbridge from SIP) apart from how they are authenticated.
- * `when`: trust only the requests it accepts (default: all).
+ * The default routing script with the trust decision taken out of its hands: a request is
+ * trusted (may start taps and wsbridge) exactly when `when` says so, whatever route[AUTH]
+ * concluded (the test gateway trusts loopback as a peer, so every caller passes it). For tests
+ * of what trusted callers may do apart from how they are authenticated.
  */
 import type { RequestContext, RoutingScript } from '../../server/routing/api.js';
 import { script } from '../../server/routing/script.js';
@@ -11,7 +11,9 @@ export function trustingScript(when: (sip: RequestContext) => boolean = () => tr
   return {
     ...script,
     request(sip) {
-      if (when(sip)) sip.trusted = true;
+      const trusted = when(sip);
+      // the script's own assignments are ignored: the test decides
+      Object.defineProperty(sip, 'trusted', { get: () => trusted, set: () => undefined, configurable: true });
       return script.request(sip);
     },
   };

@@ -86,6 +86,26 @@ describe('edge security from a public source', { skip: skipNetns ?? false }, () 
     }
   });
 
+  test('the demo accounts answer this machine only: from a public source the right password gets a wrong password\'s 403', async () => {
+    const gw = await startTestGateway({ sip: { trustedPeers: [], udp: { address: '0.0.0.0', port: 0 } }, users: DEMO_USERS.map((u) => ({ ...u })) });
+    const local = await RtpPhone.start({ user: '1001', password: 'secret1001', gateway: `127.0.0.1:${gw.ports.udp}`, tone: 440 });
+    try {
+      assert.equal((await local.register()).status, 200, 'from loopback: registered');
+      const right = await outsider<{ status: number }>(ns, ['register', ns.hostAddress, String(gw.ports.udp), '1000', 'secret1000']);
+      const wrong = await outsider<{ status: number }>(ns, ['register', ns.hostAddress, String(gw.ports.udp), '1000', 'not-it']);
+      assert.equal(right.status, 403);
+      assert.deepEqual(right, wrong);
+      assert.deepEqual(await gw.registrar.store.get('1000'), []);
+      // and no call as a demo user either: the 407 of route[AUTH], then a 403 for the right password
+      const call = await outsider<{ status: number }>(ns, ['invite', ns.hostAddress, String(gw.ports.udp), '1000', '1001', 'secret1000']);
+      assert.equal(call.status, 403);
+      assert.equal(local.calls.length, 0, '1001 never rang');
+    } finally {
+      await local.close();
+      await gw.close();
+    }
+  });
+
   test('WebSocket connections per source are capped; another source still connects', async () => {
     const gw = await startTestGateway({ sip: { trustedPeers: [] }, http: { address: '0.0.0.0', wsMaxPerSource: 2 }, users: DEMO_USERS.map((u) => ({ ...u })) });
     const open: WebSocket[] = [];

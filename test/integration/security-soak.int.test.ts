@@ -1,11 +1,12 @@
 /**
  * A SIPVicious run against a configured gateway (its own process, as operators run it): for
  * SECURITY_SOAK_SECONDS (default 60) one public source (a network namespace, 198.18.0.0/15)
- * alternates OPTIONS sweeps (svmap) and REGISTER password guessing (svcrack), each until it is
+ * alternates OPTIONS sweeps (svmap), REGISTER and INVITE password guessing (svcrack), each until it is
  * banned, then waits for the ban to end and starts again. Meanwhile a user on this machine
  * re-registers every 2 s and calls another every 3 s. The source must be banned within seconds
  * each time, the user never fail, and the gateway's memory come back near its baseline.
- * INVITE guessing (407 challenges) slots in as one more entry of the attacker's PHASES.
+ * INVITE guessing (407 challenges of route[AUTH] answered with wrong passwords, toll fraud
+ * style) is the third phase.
  * Prints its figures as test diagnostics.
  */
 import assert from 'node:assert/strict';
