@@ -58,7 +58,14 @@ export class UdpScanner {
   /** The reply to `callId` (sent now), or null after timeoutMs. */
   async request(text: string, callId: string, timeoutMs = 1000): Promise<string | null> {
     this.replies.delete(callId);
-    const got = new Promise<string | null>((resolve) => {
+    const got = this.nextReply(callId, timeoutMs);
+    this.send(text);
+    return got;
+  }
+
+  /** The next reply to `callId`, or null after timeoutMs. */
+  nextReply(callId: string, timeoutMs: number): Promise<string | null> {
+    return new Promise<string | null>((resolve) => {
       const t = setTimeout(() => {
         this.waiters.delete(callId);
         resolve(null);
@@ -69,8 +76,13 @@ export class UdpScanner {
         resolve(this.replies.get(callId) ?? null);
       });
     });
-    this.send(text);
-    return got;
+  }
+
+  /** The final reply to `callId` (sent now): provisional ones (100 Trying) are skipped. */
+  async finalReply(text: string, callId: string, timeoutMs: number): Promise<string | null> {
+    let r = await this.request(text, callId, timeoutMs);
+    while (r !== null && /^SIP\/2\.0 1\d\d/.test(r)) r = await this.nextReply(callId, timeoutMs);
+    return r;
   }
 
   options(ext: string): { text: string; callId: string } {
@@ -143,7 +155,7 @@ export class UdpScanner {
   private async guessWith(method: 'REGISTER' | 'INVITE', user: string, password: string, timeoutMs: number, target = user): Promise<number | 'challenge' | null> {
     const callId = `${tag()}@crack`;
     const build = (cseq: number, auth?: string): string => (method === 'REGISTER' ? this.register(user, callId, cseq, auth) : this.invite(user, target, callId, cseq, auth));
-    const first = await this.request(build(1), callId, timeoutMs);
+    const first = await this.finalReply(build(1), callId, timeoutMs);
     if (first === null) return null;
     const status = Number(/^SIP\/2\.0 (\d{3})/.exec(first)?.[1]);
     if (status !== 401 && status !== 407) return status;
@@ -163,7 +175,7 @@ export class UdpScanner {
     let auth = `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5`;
     if (qop) auth += `, qop=auth, nc=${nc}, cnonce="${cnonce}"`;
     if (opaque !== undefined) auth += `, opaque="${opaque}"`;
-    const second = await this.request(build(2, auth), callId, timeoutMs);
+    const second = await this.finalReply(build(2, auth), callId, timeoutMs);
     return second === null ? null : Number(/^SIP\/2\.0 (\d{3})/.exec(second)?.[1]);
   }
 
