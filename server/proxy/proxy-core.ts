@@ -24,6 +24,7 @@ import type { Timers } from '../sip/transaction/timers.js';
 import type { TransactionLayer } from '../sip/transaction/transaction-layer.js';
 import type { SipInterface, TransportLayer } from '../sip/transport/transport-layer.js';
 import { viaTransport, type Destination, type TransportKind } from '../sip/transport/types.js';
+import { forwardAck } from './ack-forwarding.js';
 import type { FlowTokens } from './flow-token.js';
 import type { ProxyHooks } from './hooks.js';
 import type { KnownDialogs } from './known-dialogs.js';
@@ -32,7 +33,7 @@ import { nextHop, resolveTarget } from './next-hop.js';
 import { recordRoutes } from './record-route.js';
 import type { Resolver } from './resolver.js';
 import { Branch, chooseBest, ResponseContext, upstreamFinal } from './response-context.js';
-import { hash36, isBehindNat, isForUs, preprocessRoutes } from './route-set.js';
+import { isBehindNat, isForUs, preprocessRoutes, setMaxForwards } from './route-set.js';
 import { runBranchRoute, ScriptContext, type ScriptEnv, type TapGate } from './script-context.js';
 
 export interface ProxyDeps {
@@ -160,7 +161,7 @@ export class ProxyCore {
         // No open relay: a To tag and a Route naming us are not enough, the dialog must be one
         // that was set up through us (Call-ID and both tags)
         if (req.toTag() !== null && req.method !== 'CANCEL' && !this.d.dialogs.allows(req)) return this.unknownDialog(ctx, tx);
-        if (req.method === 'ACK') return this.forwardAck(ctx);
+        if (req.method === 'ACK') return forwardAck(ctx, this.d, ctx.log);
         if (req.method === 'CANCEL') return this.cancel(ctx, tx!, invite);
         return this.forward(ctx, tx!, action.targets, action.taps);
     }
@@ -252,9 +253,7 @@ export class ProxyCore {
     const req = ctx.req;
     const out = req.clone();
     if (target.binding !== null || !ctx.routed) out.uri = target.uri;
-    // §16.6 step 3: Max-Forwards
-    const mf = req.get('max-forwards');
-    out.set('max-forwards', String(mf === undefined ? this.d.maxForwards : Math.max(0, Number(mf) - 1)));
+    setMaxForwards(req, out, this.d.maxForwards);
     const br = new Branch(index, target, out, dest, target.flags);
     rc.branches.push(br);
     const outIface = this.iface(dest.transport);
@@ -464,25 +463,6 @@ export class ProxyCore {
     br.cancelWanted = null;
     if (br.state === 'done') return;
     this.d.transactions.request(buildCancel(br.request, reason || undefined), br.dest, IGNORE);
-  }
-
-  // ---- ACK for 2xx: end to end, forwarded statelessly (§16.11 for this one request) ----
-
-  private async forwardAck(ctx: ScriptContext): Promise<void> {
-    const req = ctx.req;
-    const target = await nextHop(ctx, this.d.transports, this.d.resolver, this.d.tokens);
-    if (!target?.dest) return;
-    const iface = this.iface(target.dest.transport);
-    if (!iface) return;
-    const out = req.clone();
-    const mf = req.get('max-forwards');
-    out.set('max-forwards', String(mf === undefined ? this.d.maxForwards : Math.max(0, Number(mf) - 1)));
-    // an ACK carrying the answer to an offer a 2xx made (late offer, RFC 3261 §13.2.1)
-    if (req.body.length > 0 && isSdp(req.contentType())) await this.d.hooks.ackOut(req, out, ctx.log);
-    // The branch must be the same for retransmissions of this ACK: derive it from theirs.
-    const theirs = req.via().params.get('branch') ?? req.callId();
-    out.prepend('via', `SIP/2.0/${viaTransport(iface.transport)} ${iface.host}:${iface.port};branch=z9hG4bKsl${hash36(theirs)};rport`);
-    this.d.transactions.send(out.toBuffer(), target.dest);
   }
 
   /**

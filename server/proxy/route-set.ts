@@ -65,6 +65,12 @@ export function isBehindNat(req: SipRequest, sourceAddress: string): boolean {
   }
 }
 
+/** §16.6 step 3: the copy's Max-Forwards one less than the request's (or `dflt` when it had none). */
+export function setMaxForwards(req: SipRequest, out: SipRequest, dflt: number): void {
+  const mf = req.get('max-forwards');
+  out.set('max-forwards', String(mf === undefined ? dflt : Math.max(0, Number(mf) - 1)));
+}
+
 /** FNV-1a, base 36: a short stable digest for derived branch ids. */
 export function hash36(s: string): string {
   let h = 0x811c9dc5;
