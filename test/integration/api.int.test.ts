@@ -4,7 +4,7 @@
  * registration and a call, /metrics, a config typo refusing to start, SIGTERM draining.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -12,17 +12,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { projectRoot } from '../../server/paths.js';
 import { waitFor } from '../helpers/gateway.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { RtpPhone } from '../helpers/rtp-phone.js';
 
 const TOKEN = 'test-token-1234';
 const main = path.join(projectRoot, 'dist', 'server', 'main.js');
-
-interface Running {
-  child: ChildProcess;
-  udp: number;
-  http: number;
-  output: () => string;
-}
 
 function writeConfig(dir: string, extra: Record<string, unknown> = {}): string {
   const file = path.join(dir, 'gateway.json');
@@ -39,29 +33,6 @@ function writeConfig(dir: string, extra: Record<string, unknown> = {}): string {
   return file;
 }
 
-/** Starts the gateway process; resolves with its ports from its "gateway listening" line. */
-function startProcess(config: string): Promise<Running> {
-  const child = spawn(process.execPath, [main, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no "gateway listening" in 30 s:\n${out}`)), 30_000);
-    const check = (): void => {
-      const line = out.split('\n').find((l) => l.includes('"gateway listening"'));
-      if (!line) return;
-      clearTimeout(t);
-      child.stdout!.off('data', check);
-      const j = JSON.parse(line) as { udp: number; http: number };
-      resolve({ child, udp: j.udp, http: j.http, output: () => out });
-    };
-    child.stdout!.on('data', check);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`the gateway exited with ${code}:\n${out}`));
-    });
-  });
-}
 
 async function api(port: number, method: string, route: string, opts: { token?: string | null; body?: unknown; raw?: string } = {}): Promise<{ status: number; json: any }> {
   const headers: Record<string, string> = {};
@@ -103,13 +74,13 @@ function subscribe(port: number, query: string): { events: { type: string; data:
 
 describe('the gateway process: API, events, metrics, shutdown', () => {
   let dir: string;
-  let gw: Running;
+  let gw: GatewayProcess;
   let alice: RtpPhone;
   let bob: RtpPhone;
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-api-'));
-    gw = await startProcess(writeConfig(dir));
+    gw = await startGatewayProcess(writeConfig(dir));
     alice = await RtpPhone.start({ user: 'alice', password: 'pw-alice', gateway: `127.0.0.1:${gw.udp}`, tone: 440 });
     bob = await RtpPhone.start({ user: 'bob', password: 'pw-bob', gateway: `127.0.0.1:${gw.udp}`, tone: 880, autoAnswer: { ringMs: 0 } });
   });

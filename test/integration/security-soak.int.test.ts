@@ -10,12 +10,11 @@
  * Prints its figures as test diagnostics.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { projectRoot } from '../../server/paths.js';
+import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { createNetns, netnsUnavailable } from '../helpers/netns.js';
 import { RtpPhone } from '../helpers/rtp-phone.js';
 import type { SoakResult } from '../helpers/sip-attacker.js';
@@ -43,7 +42,7 @@ async function memoryOf(pid: number, httpPort: number): Promise<Memory> {
   return { rssMb: Math.round(rssKb / 1024), heapUsedMb: Math.round(heap / 1024 / 1024) };
 }
 
-function startGatewayProcess(dir: string): Promise<{ child: ChildProcess; udp: number; http: number; log: () => string }> {
+function writeConfig(dir: string): string {
   const file = path.join(dir, 'gateway.json');
   fs.writeFileSync(file, JSON.stringify({
     sip: { advertise: '127.0.0.1', udp: { address: '0.0.0.0', port: 0 } },
@@ -56,32 +55,13 @@ function startGatewayProcess(dir: string): Promise<{ child: ChildProcess; udp: n
     shutdown: { grace: 0 },
     log: { level: 'info', pretty: false },
   }));
-  const child = spawn(process.execPath, ['--expose-gc', GC_ON_SIGNAL, path.join(projectRoot, 'dist', 'server', 'main.js'), '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no "gateway listening" in 30 s:\n${out}`)), 30_000);
-    const check = (): void => {
-      const line = out.split('\n').find((l) => l.includes('"gateway listening"'));
-      if (!line) return;
-      clearTimeout(t);
-      child.stdout!.off('data', check);
-      const j = JSON.parse(line) as { udp: number; http: number };
-      resolve({ child, udp: j.udp, http: j.http, log: () => out });
-    };
-    child.stdout!.on('data', check);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`the gateway exited with ${code}:\n${out}`));
-    });
-  });
+  return file;
 }
 
 test(`SIPVicious for ${SECONDS} s from a public source: banned within seconds, the local user unharmed, memory back to baseline`, { skip: netnsUnavailable() ?? false, timeout: (SECONDS + 120) * 1000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-soak-'));
   const ns = await createNetns();
-  const gw = await startGatewayProcess(dir);
+  const gw = await startGatewayProcess(writeConfig(dir), ['--expose-gc', GC_ON_SIGNAL]);
   const target = `127.0.0.1:${gw.udp}`;
   const alice = await RtpPhone.start({ user: 'alice', password: 'pw-alice', gateway: target, tone: 440 });
   const bob = await RtpPhone.start({ user: 'bob', password: 'pw-bob', gateway: target, tone: 880, autoAnswer: { ringMs: 0 } });
@@ -135,7 +115,7 @@ test(`SIPVicious for ${SECONDS} s from a public source: banned within seconds, t
     await new Promise((res) => setTimeout(res, (BAN_SECONDS + 3) * 1000));
     const afterwards = await memoryOf(gw.child.pid!, gw.http);
 
-    const lines = gw.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; source?: string; reason?: string });
+    const lines = gw.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; source?: string; reason?: string });
     const bans = lines.filter((l) => l.msg === 'source banned');
     const failures = lines.filter((l) => l.msg === 'auth failed');
     t.diagnostic(`attacker: ${attack.sent} messages sent, ${attack.replies} answered; phases ${attack.bans.map((b) => `${b.phase} silent after ${b.silentAfterMs} ms`).join(', ')}`);

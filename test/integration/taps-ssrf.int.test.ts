@@ -18,12 +18,12 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { detectTone } from '../../server/audio/tone.js';
 import type { Gateway } from '../../server/gateway.js';
-import type { LookupFn, ResolvedAddress } from '../../server/taps/url-policy.js';
 import { startTestGateway, waitFor } from '../helpers/gateway.js';
 import { registeredPair, sleep, SipStatusError, type PhoneCall, type RtpPhone } from '../helpers/rtp-phone.js';
 import { concat, l16 } from '../helpers/tap-call.js';
 import { trustingScript } from '../helpers/trusted-script.js';
 import { WsTapServer } from '../helpers/ws-tap-server.js';
+import { stubDns } from '../helpers/stub-dns.js';
 
 const TOKEN = 'ssrf-test-token';
 const TRUSTED: [string, string] = ['X-Test-Trusted', 'yes'];
@@ -39,18 +39,6 @@ async function trap(): Promise<{ port: number; count: () => number; close: () =>
   return { port: (server.address() as AddressInfo).port, count: () => n, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-/** Stub DNS: each name's answers in turn (the last one repeats); every query recorded. */
-function stubDns(answers: Record<string, string[]>): LookupFn & { calls: string[] } {
-  const calls: string[] = [];
-  const fn = async (host: string): Promise<ResolvedAddress[]> => {
-    calls.push(host);
-    const list = answers[host];
-    if (!list) throw new Error(`ENOTFOUND ${host}`);
-    const n = calls.filter((h) => h === host).length;
-    return [{ address: list[Math.min(n, list.length) - 1]!, family: 4 }];
-  };
-  return Object.assign(fn, { calls });
-}
 
 async function rejection(call: PhoneCall): Promise<SipStatusError> {
   try {

@@ -11,20 +11,9 @@ import { buildConfig, ConfigError } from '../../server/config/load.js';
 import { parseCommand, parseStartBody, parseUrl, TapInputError, withDefaults } from '../../server/taps/options.js';
 import { sipTapGate, tapSpecUrl } from '../../server/taps/sip-tap-gate.js';
 import { pinnedLookup } from '../../server/taps/tap-lookup.js';
-import { AllowedUrlError, parseAllowedUrl, TapUrlPolicy, TapUrlRefused, type LookupFn, type RefusalCode, type ResolvedAddress } from '../../server/taps/url-policy.js';
+import { AllowedUrlError, parseAllowedUrl, TapUrlPolicy, TapUrlRefused, type LookupFn, type RefusalCode } from '../../server/taps/url-policy.js';
+import { stubDns } from '../helpers/stub-dns.js';
 
-/** A stub resolver: fixed answers per name (each call takes the next answer), every call counted. */
-function stub(answers: Record<string, string[]>): LookupFn & { calls: string[] } {
-  const calls: string[] = [];
-  const fn = async (host: string): Promise<ResolvedAddress[]> => {
-    calls.push(host);
-    const list = answers[host];
-    if (!list) throw new Error(`ENOTFOUND ${host}`);
-    const a = list[Math.min(calls.filter((h) => h === host).length - 1, list.length - 1)]!;
-    return [{ address: a, family: a.includes(':') ? 6 : 4 }];
-  };
-  return Object.assign(fn, { calls });
-}
 
 async function refused(p: Promise<unknown>, code: RefusalCode): Promise<void> {
   await assert.rejects(p, (e: unknown) => e instanceof TapUrlRefused && e.code === code);
@@ -85,7 +74,7 @@ test('sip.mayTap: trusted requests and allowed URLs only; an empty allow-list is
 });
 
 test('after resolving: internal addresses refused for wildcard matches, allowed for an exact host', async () => {
-  const dns = stub({ 'rebind.example.com': ['127.0.0.1'], 'meta.example.com': ['169.254.169.254'], 'v6.example.com': ['::1'], 'bot.example.com': ['198.18.0.10'], 'tap-server': ['172.18.0.5'] });
+  const dns = stubDns({ 'rebind.example.com': ['127.0.0.1'], 'meta.example.com': ['169.254.169.254'], 'v6.example.com': ['::1'], 'bot.example.com': ['198.18.0.10'], 'tap-server': ['172.18.0.5'] });
   const p = new TapUrlPolicy({ allowedUrls: ['ws://*.example.com/', 'ws://tap-server:8090/', 'ws://*:9000/'], lookup: dns, callerLookup: dns });
   await refused(p.resolve('ws://rebind.example.com/', 'sip'), 'internal_address');
   await refused(p.resolve('ws://meta.example.com/latest/meta-data', 'sip'), 'internal_address');
@@ -114,7 +103,7 @@ test('a mixed answer (one public, one internal) is refused for a wildcard match'
 });
 
 test('names only a caller wrote are not resolved when sip.dns is off (no query at all)', async () => {
-  const dns = stub({ 'bot.example.com': ['198.18.0.10'] });
+  const dns = stubDns({ 'bot.example.com': ['198.18.0.10'] });
   const p = new TapUrlPolicy({ allowedUrls: ['ws://*.example.com/', 'ws://exact.example.com/'], lookup: dns, callerLookup: null });
   await refused(p.resolve('ws://bot.example.com/', 'sip'), 'no_dns');
   assert.deepEqual(dns.calls, []);
@@ -123,7 +112,7 @@ test('names only a caller wrote are not resolved when sip.dns is off (no query a
 });
 
 test('one lookup per tap: the address checked is the address returned, whatever a second answer would be', async () => {
-  const dns = stub({ 'flip.example.com': ['198.18.0.10', '127.0.0.1'] });
+  const dns = stubDns({ 'flip.example.com': ['198.18.0.10', '127.0.0.1'] });
   const p = new TapUrlPolicy({ allowedUrls: ['ws://*.example.com/'], callerLookup: dns });
   assert.deepEqual(await p.resolve('ws://flip.example.com/', 'sip'), { address: '198.18.0.10', family: 4 });
   assert.deepEqual(dns.calls, ['flip.example.com']);
