@@ -17,6 +17,7 @@
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCDtlsTransport, type RTCRtpTransceiver } from 'werift';
 import { WebSocket } from 'ws';
 import { browserLikeLocalSdp, LOOPBACK_PEER } from '../../test/helpers/werift-peer.js';
+import { within as withinOr } from '../../test/helpers/latch.js';
 import {
   digestAnswer,
   FRAME_MS,
@@ -96,15 +97,7 @@ const tone = toneFrame(440);
 
 const PCMU = new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, payloadType: 0 });
 
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<never>((_, rej) => {
-      t = setTimeout(() => rej(new Error(`timeout (${ms} ms) waiting for ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
-}
+const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => withinOr(p, ms, what, (m) => new Error(m));
 
 /** werift rejects RFC 3605 `a=rtcp:PORT` without an address (rtpengine writes it so): add one, as the anchors' client does. */
 function fixAnswer(sdp: string): string {

@@ -56,7 +56,7 @@ import { SipRequest, type SipMessageAny, type SipResponse } from '../../server/s
 import { headerList, parseMessage } from '../../server/sip/parser.js';
 import { makeResponse, reasonPhrase } from '../../server/sip/reply.js';
 import { buildAckForError, buildCancel } from '../../server/sip/requests.js';
-import { Latch } from './latch.js';
+import { Latch, within as withinOr } from './latch.js';
 
 // =============================================================================================
 // waits and errors
@@ -87,14 +87,9 @@ export class SipStatusError extends Error {
   }
 }
 
-/** `p`, or a TimeoutError naming `what` after `ms` (the timer alone keeps no process alive). */
+/** `p`, or a TimeoutError naming `what` after `ms`. */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    timer.unref();
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return withinOr(p, ms, what, (m) => new TimeoutError(m));
 }
 
 export function sleep(ms: number): Promise<void> {
