@@ -113,6 +113,12 @@ describe('routing script: in-dialog requests, CANCEL, Route and Request-URI', ()
     assert.deepEqual(action, { kind: 'relay', targets: BOB, taps: [] });
   });
 
+  test('a top Route naming someone else (nothing consumed): not refused, the call goes to the callee\'s contacts', async () => {
+    // the core sends to the looked-up targets, not to that Route: the gateway is no relay for it
+    const req = request('INVITE', { headers: ['Route: <sip:elsewhere.example;lr>'] });
+    assert.deepEqual((await route(req, { routed: false, authorizedAs: 'alice', targets: BOB })).action, { kind: 'relay', targets: BOB, taps: [] });
+  });
+
   test('a Request-URI that is not ours: 403 Relaying Forbidden, before any challenge', async () => {
     const { action, sip } = await route(request('INVITE', { uri: 'sip:bob@elsewhere.example' }), { myself: false });
     assert.deepEqual(action, reply(403, 'Relaying Forbidden'));
