@@ -69,9 +69,9 @@ export const script: RoutingScript = {
     if (req.method === 'CANCEL') return sip.relay();
 
     // An initial request whose Route set names only us (a phone using us as its outbound
-    // proxy) is routed as if it had none; one naming further hops is refused, as in the
-    // OpenSIPS tutorial ("Preload Route denied"): we are no open relay.
-    if (sip.routed && req.has('route')) return sip.reply(403, 'Preload Route denied');
+    // proxy) is routed as if it had none; one naming other hops (after ours, or only others)
+    // is refused, as in the OpenSIPS tutorial ("Preload Route denied"): we are no open relay.
+    if (req.has('route')) return sip.reply(403, 'Preload Route denied');
 
     if (!sip.isMyself()) return sip.reply(403, 'Relaying Forbidden');
 

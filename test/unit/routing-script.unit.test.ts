@@ -113,10 +113,9 @@ describe('routing script: in-dialog requests, CANCEL, Route and Request-URI', ()
     assert.deepEqual(action, { kind: 'relay', targets: BOB, taps: [] });
   });
 
-  test('a top Route naming someone else (nothing consumed): not refused, the call goes to the callee\'s contacts', async () => {
-    // the core sends to the looked-up targets, not to that Route: the gateway is no relay for it
+  test('a top Route naming someone else (nothing consumed): 403 Preload Route denied too', async () => {
     const req = request('INVITE', { headers: ['Route: <sip:elsewhere.example;lr>'] });
-    assert.deepEqual((await route(req, { routed: false, authorizedAs: 'alice', targets: BOB })).action, { kind: 'relay', targets: BOB, taps: [] });
+    assert.deepEqual((await route(req, { routed: false, authorizedAs: 'alice', targets: BOB })).action, reply(403, 'Preload Route denied'));
   });
 
   test('a Request-URI that is not ours: 403 Relaying Forbidden, before any challenge', async () => {
