@@ -198,7 +198,9 @@ export class ScriptContext implements RequestContext {
     if (this.authUser === null) return;
     const display = this.registrar.auth.account(this.authUser)?.displayName;
     const name = display ? `"${display.replace(/["\\\r\n]/g, '')}" ` : '';
-    this.req.set('p-asserted-identity', `${name}<sip:${this.authUser}@${this.registrar.auth.realm}>`);
+    const realm = this.registrar.auth.realm;
+    const host = realm.includes(':') && !realm.startsWith('[') ? `[${realm}]` : realm;
+    this.req.set('p-asserted-identity', `${name}<sip:${this.authUser}@${host}>`);
   }
 
   answerLocally(app: string, params: Record<string, string>): Action {
