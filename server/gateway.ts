@@ -133,7 +133,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     } catch (e) {
       throw new ConfigError(`invalid configuration:\n  taps.defaults: ${(e as Error).message}`);
     }
-    const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps });
+    const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps, threads: config.taps.threads, maxPerThread: config.taps.maxPerThread, maxLoad: config.taps.maxLoad });
     closers.push(() => taps.close());
 
     // events and metrics
@@ -141,7 +141,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     publishRegistrations(registrar, bus);
     publishCalls(calls, bus);
     taps.on('event', (e) => bus.publish(`tap.${e.name}`, { tapId: e.tapId, call: e.callId, dialect: e.dialect, body: e.body as unknown }));
-    const metrics = createMetrics({ registrar, calls, media, stack, tapCount: () => taps.list().length });
+    const metrics = createMetrics({ registrar, calls, media, stack, tapCount: () => taps.list().length, tapDeviation: () => taps.pool.deviation() });
 
     let proxy: Proxy | null = null;
     let draining = false;
