@@ -1,12 +1,13 @@
 /**
- * A call to tap, for the taps' integration tests: the real gateway (in this process), a
- * TapService on it, and two RtpPhones (alice calls bob) whose call is anchored in mediasoup.
+ * A call to tap, for the taps' integration tests: the real gateway (in this process) with
+ * its own TapService (worker threads and all), and two RtpPhones (alice calls bob) whose
+ * call is anchored in mediasoup.
  */
-import pino from 'pino';
 import type { Call } from '../../server/calls/call.js';
+import type { Config } from '../../server/config/schema.js';
 import type { Gateway } from '../../server/gateway.js';
 import { goertzelPower } from '../../server/audio/tone.js';
-import { TapService } from '../../server/taps/tap-service.js';
+import type { TapService } from '../../server/taps/tap-service.js';
 import type { TapEvent } from '../../server/taps/tap.js';
 import { startTestGateway, waitFor } from './gateway.js';
 import { WsTapServer } from './ws-tap-server.js';
@@ -20,9 +21,14 @@ export interface TapRig {
   close(): Promise<void>;
 }
 
-export async function startRig(): Promise<TapRig> {
-  const gw = await startTestGateway();
-  const taps = new TapService({ calls: gw.calls, media: gw.media, log: pino({ level: process.env.TEST_LOG ?? 'silent' }) });
+/** `taps`: the gateway's taps section (limits, threads) for this rig. */
+export async function startRig(taps: Partial<Config['taps']> = {}): Promise<TapRig> {
+  const gw = await startTestGateway({ taps });
+  return rigOn(gw);
+}
+
+function rigOn(gw: Gateway): TapRig {
+  const taps = gw.taps;
   const events: TapEvent[] = [];
   taps.on('event', (e) => events.push(e));
   const rig: TapRig = {
@@ -31,7 +37,6 @@ export async function startRig(): Promise<TapRig> {
     events,
     phones: [],
     async close() {
-      taps.close();
       for (const p of rig.phones) await p.close().catch(() => undefined);
       await gw.close();
     },
