@@ -32,6 +32,11 @@ class PooledHistogram extends Histogram {
     super(cfg);
   }
 
+  /** what the registry prints (prom-client's histogram has its own path for the text format) */
+  getForPromString(): ReturnType<Histogram['get']> {
+    return this.get();
+  }
+
   override async get(): ReturnType<Histogram['get']> {
     const r = this.read();
     const name = this.cfg.name;

@@ -539,7 +539,7 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
   private toTapBuf(side: Side, inp: PartyInput, src: Int16Array): void {
     const out = this.tapBuf[side];
     let conv = this.toTap[side];
-    if (!conv || conv.inRate !== inp.rate) conv = this.toTap[side] = new RateConverter(inp.rate, this.rate);
+    if (!conv || conv.inRate !== inp.rate) conv = this.toTap[side] = new RateConverter(inp.rate, this.rate, 'telephony');
     const got = conv.process(src.subarray(0, inp.rate / 50), out, 0);
     if (got < out.length) out.fill(0, got);
   }
@@ -614,7 +614,7 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
       // server audio at the listener's codec rate
       if (rate === inj.encoder.rate) inj.frame.set(frame);
       else {
-        inj.playConv ??= new RateConverter(rate, inj.encoder.rate);
+        inj.playConv ??= new RateConverter(rate, inj.encoder.rate, 'telephony');
         const w = inj.playConv.process(frame, inj.frame, 0);
         if (w < m) inj.frame.fill(0, w);
       }
@@ -625,7 +625,7 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
         const src = this.native[o].subarray(0, inp.rate / 50);
         let add = src;
         if (inp.rate !== inj.encoder.rate) {
-          if (!inj.otherConv || inj.otherConv.inRate !== inp.rate) inj.otherConv = new RateConverter(inp.rate, inj.encoder.rate);
+          if (!inj.otherConv || inj.otherConv.inRate !== inp.rate) inj.otherConv = new RateConverter(inp.rate, inj.encoder.rate, 'telephony');
           const w = inj.otherConv.process(src, inj.mixBuf, 0);
           if (w < m) inj.mixBuf.fill(0, w);
           add = inj.mixBuf;
