@@ -127,6 +127,8 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
   private readonly queue: PlayoutQueue;
   private port: TapMediaPort | null = null;
   private readonly stats: TapStats;
+  private st: TapState = 'pending';
+  private pz = false;
   /** lateness of this tap's previous step, ms (its deviation from 20 ms is the difference) */
   private prevLateMs: number | null = null;
   private readonly inputs: Record<Side, PartyInput | null> = { caller: null, callee: null };
@@ -199,16 +201,23 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
 
   // ---------------------------------------------------------------- lifecycle
 
+  /**
+   * The state, mirrored to the shared block except `stopped`: the main thread writes that
+   * itself when the 'end' message arrives, so a reader there never sees a stopped tap whose
+   * end (reason, events) it has not been told yet.
+   */
   get state(): TapState {
-    return this.stats.state;
+    return this.st;
   }
   private set state(s: TapState) {
-    this.stats.state = s;
+    this.st = s;
+    if (s !== 'stopped') this.stats.state = s;
   }
   get paused(): boolean {
-    return this.stats.paused;
+    return this.pz;
   }
   private set paused(v: boolean) {
+    this.pz = v;
     this.stats.paused = v;
   }
 

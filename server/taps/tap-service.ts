@@ -69,6 +69,7 @@ export class TapService extends EventEmitter<TapServiceEvents> {
     super();
     this.log = d.log;
     this.pool = new TapWorkerPool({ threads: d.threads ?? 0, maxPerThread: d.maxPerThread ?? 1000, maxLoad: d.maxLoad ?? 0.85, log: d.log });
+    this.pool.on('event', (e) => this.emit('event', e));
     d.calls.on('updated', (call) => this.callUpdated(call));
     d.calls.on('ended', (call) => this.callEnded(call));
   }

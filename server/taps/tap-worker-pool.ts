@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { DeviationHistogram, sumHistograms } from './deviation-histogram.js';
 import type { FrameClockStats } from './frame-clock.js';
 import type { FromWorker, ToWorker } from './tap-messages.js';
+import type { TapEvent } from './tap-pipeline.js';
 import type { Tap } from './tap.js';
 
 export interface TapWorkerPoolOptions {
@@ -44,6 +45,8 @@ export interface TapThreadInfo {
 /** One worker thread and its taps. */
 export class TapThread {
   readonly taps = new Map<string, Tap>();
+  /** taps the main thread already ended (an error it saw): what their pipeline still says is dropped */
+  readonly silenced = new Set<string>();
   worker!: Worker;
   alive = false;
   load = 0;
@@ -109,10 +112,15 @@ export class TapThread {
 
   private onMessage(m: FromWorker): void {
     switch (m.t) {
-      case 'event':
-        this.taps.get(m.e.tapId)?.onEvent(m.e);
+      case 'event': {
+        const tap = this.taps.get(m.e.tapId);
+        // an ended tap's last words (its socket's disconnect) are still its events
+        if (tap) tap.onEvent(m.e);
+        else if (!this.silenced.has(m.e.tapId)) this.pool.emit('event', m.e);
         break;
+      }
       case 'end':
+        this.silenced.delete(m.id);
         this.taps.get(m.id)?.onEnd(m.reason);
         break;
       case 'inject': {
@@ -141,6 +149,8 @@ export class TapThread {
 export interface TapWorkerPoolEvents {
   /** a thread died; its taps have ended */
   died: [index: number, taps: number];
+  /** an event of a tap that has ended on the main thread (its socket closing after the stop) */
+  event: [TapEvent];
 }
 
 export class TapWorkerPool extends EventEmitter<TapWorkerPoolEvents> {
@@ -190,6 +200,7 @@ export class TapWorkerPool extends EventEmitter<TapWorkerPoolEvents> {
     t.failReplies();
     const taps = [...t.taps.values()];
     t.taps.clear();
+    t.silenced.clear();
     if (this.closed) return;
     this.log.error({ thread: t.index, code, taps: taps.length }, 'a tap worker thread died: its taps end, the calls go on');
     for (const tap of taps) tap.threadDied();

@@ -146,12 +146,19 @@ export class Tap extends EventEmitter<TapEvents> {
     this.deps.thread.post({ t: 'stop', id: this.id, reason, metadata });
   }
 
+  /** (the thread does the same on receipt: a reply to this request already shows it) */
   pause(): void {
-    if (!this.done) this.deps.thread.post({ t: 'pause', id: this.id });
+    if (this.done) return;
+    this.stats.paused = true;
+    if (this.stats.state === 'connected') this.stats.state = 'paused';
+    this.deps.thread.post({ t: 'pause', id: this.id });
   }
 
   resume(): void {
-    if (!this.done) this.deps.thread.post({ t: 'resume', id: this.id });
+    if (this.done) return;
+    this.stats.paused = false;
+    if (this.stats.state === 'paused') this.stats.state = 'connected';
+    this.deps.thread.post({ t: 'resume', id: this.id });
   }
 
   /** send_text: returns false when not connected. */
@@ -204,7 +211,10 @@ export class Tap extends EventEmitter<TapEvents> {
   private fail(code: number, message: string, reason: string, pipelineAlive = true): void {
     this.emitOwn('error', { status: 'error', message: { code, error: message } });
     this.log.warn({ code, error: message }, 'tap error');
-    if (pipelineAlive) this.deps.thread.post({ t: 'stop', id: this.id, reason, metadata: null });
+    if (pipelineAlive) {
+      this.deps.thread.silenced.add(this.id);
+      this.deps.thread.post({ t: 'stop', id: this.id, reason, metadata: null });
+    }
     this.emitOwn('stop', { reason });
     this.onEnd(reason);
   }

@@ -76,6 +76,7 @@ export class UdpTapPort extends EventEmitter<UdpTapPortEvents> implements TapMed
     const ssrc = msg.readUInt32BE(8);
     const side: Side | null = this.sources.caller?.ssrc === ssrc ? 'caller' : this.sources.callee?.ssrc === ssrc ? 'callee' : null;
     if (side === null) {
+      if (process.env.TAP_DEBUG) console.error('unknown ssrc', ssrc, pt & 0x7f, JSON.stringify({ c: this.sources.caller?.ssrc, e: this.sources.callee?.ssrc }));
       this.unknown++;
       return;
     }
