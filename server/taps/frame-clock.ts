@@ -8,9 +8,10 @@
  * due at its own phase, so a thread with hundreds of taps wakes every 5 ms for a quarter of
  * them instead of sending everything in one burst every 20 ms.
  *
- * A late wake-up runs the steps that are due, each subscriber's at most `maxCatchUp` frames
- * (default 2: a frame that was due and one that is now); after a longer stall the older
- * steps are skipped and counted, so a stall costs a gap, never a burst of stale audio.
+ * A late wake-up runs the steps that are due (each subscriber's own, in order), at most
+ * `maxCatchUp` frames each (default 5: a short scheduling hiccup loses nothing, and what
+ * the server sent plays on time afterwards); after a longer stall the older steps are
+ * skipped and counted, so a stall costs a gap, never a burst of stale audio.
  *
  * Subscribers of a phase run in the order they joined; one that throws is reported and the
  * others still run. The timer is unref'd and runs only while someone is subscribed.
@@ -65,8 +66,8 @@ export class FrameClock {
   private readonly stats: FrameClockStats = { subscribers: 0, ticks: 0, caughtUp: 0, skipped: 0, lateMs: 0, maxLateMs: 0, lastTickMs: 0 };
 
   constructor(
-    /** at most this many frames per subscriber are run at once after a late wake-up (default 2) */
-    private readonly maxCatchUp = 2,
+    /** at most this many frames per subscriber are run at once after a late wake-up (default 5) */
+    private readonly maxCatchUp = 5,
     private readonly onError: (e: unknown) => void = () => {},
     /** phases per 20 ms (default 4) */
     readonly slots = 4,

@@ -25,7 +25,7 @@ const port = parentPort!;
 const data = workerData as TapWorkerData;
 // straight to fd 1 from this thread (no hop through the main thread's stdout)
 const log = pino({ level: data.level, base: { component: 'taps', thread: data.index } }, pino.destination({ dest: 1, sync: true }));
-const clock = new FrameClock(2, (e) => log.error({ err: e }, 'tap step failed'));
+const clock = new FrameClock(5, (e) => log.error({ err: e }, 'tap step failed'));
 const histogram = new DeviationHistogram(data.histogram);
 
 interface Entry {

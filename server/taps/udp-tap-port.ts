@@ -25,7 +25,6 @@ export class UdpTapPort extends EventEmitter<UdpTapPortEvents> implements TapMed
 
   private constructor(
     private readonly sock: dgram.Socket,
-    private readonly media: { ip: string; port: number },
     sources: Record<Side, TapSource | null>,
     private readonly injectFn: (side: Side) => Promise<number>,
   ) {
@@ -35,17 +34,24 @@ export class UdpTapPort extends EventEmitter<UdpTapPortEvents> implements TapMed
     sock.on('error', () => this.close());
   }
 
-  /** Binds a socket on mediasoup's side of loopback. */
+  /**
+   * Binds a socket on mediasoup's side of loopback and connects it to mediasoup's port: a
+   * connected socket sends at once, in the call (an address given per send goes through a
+   * lookup first, a tick later, when the caller has already reused its packet buffer), and
+   * hears from nobody else.
+   */
   static async open(media: { ip: string; port: number }, sources: Record<Side, TapSource | null>, inject: (side: Side) => Promise<number>): Promise<UdpTapPort> {
     const sock = dgram.createSocket(media.ip.includes(':') ? 'udp6' : 'udp4');
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
       sock.bind(0, media.ip, () => {
-        sock.off('error', reject);
-        resolve();
+        sock.connect(media.port, media.ip, () => {
+          sock.off('error', reject);
+          resolve();
+        });
       });
     });
-    return new UdpTapPort(sock, media, sources, inject);
+    return new UdpTapPort(sock, sources, inject);
   }
 
   get localPort(): number {
@@ -66,7 +72,7 @@ export class UdpTapPort extends EventEmitter<UdpTapPortEvents> implements TapMed
 
   send(_side: Side, packet: Buffer): void {
     if (this.closed) return;
-    this.sock.send(packet, this.media.port, this.media.ip);
+    this.sock.send(packet);
   }
 
   private onPacket(msg: Buffer): void {
@@ -76,7 +82,6 @@ export class UdpTapPort extends EventEmitter<UdpTapPortEvents> implements TapMed
     const ssrc = msg.readUInt32BE(8);
     const side: Side | null = this.sources.caller?.ssrc === ssrc ? 'caller' : this.sources.callee?.ssrc === ssrc ? 'callee' : null;
     if (side === null) {
-      if (process.env.TAP_DEBUG) console.error('unknown ssrc', ssrc, pt & 0x7f, JSON.stringify({ c: this.sources.caller?.ssrc, e: this.sources.callee?.ssrc }));
       this.unknown++;
       return;
     }
