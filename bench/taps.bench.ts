@@ -230,6 +230,7 @@ async function driver(): Promise<void> {
   });
 
   const results: StepResult[] = [];
+  console.log(`taps bench: mixed 16 kHz, echo server, ${seconds} s per step, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'})${pin ? ', gateway pinned to core 0, its mediasoup worker and the load on core 1' : ', unpinned'}, tap threads: ${arg('threads', '0') === '0' ? 'one per core' : arg('threads', '0')}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   console.log('  taps | deviation from 20 ms p50 / p99 / max | RFC 3550 jitter mean / worst tap | frames/s/tap sent / played | dropped | CPU % of a core: gateway main / tap threads / mediasoup / load | skipped | RSS');
   const sendRtp = startPhones();
   for (const n of steps) {
