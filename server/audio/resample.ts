@@ -189,16 +189,26 @@ export class Resampler {
    * from its start); without it one is allocated.
    */
   process(input: Int16Array, out?: Int16Array): Int16Array {
-    const n = input.length;
-    const outLen = this.outputLength(n);
+    const outLen = this.outputLength(input.length);
     let dst: Int16Array;
     if (out === undefined) dst = new Int16Array(outLen);
-    else if (out.length === outLen) dst = out;
-    else if (out.length > outLen) dst = out.subarray(0, outLen);
+    else if (out.length >= outLen) dst = out;
     else throw new RangeError(`out holds ${out.length} samples, need ${outLen}`);
+    this.processInto(input, dst, 0);
+    return dst.length === outLen ? dst : dst.subarray(0, outLen);
+  }
+
+  /**
+   * The same, written into `dst` from `at` (it must hold outputLength(input.length) more):
+   * no view or array is made, for a stream converted 20 ms at a time. Returns the count.
+   */
+  processInto(input: Int16Array, dst: Int16Array, at: number): number {
+    const n = input.length;
+    const outLen = this.outputLength(n);
+    if (dst.length - at < outLen) throw new RangeError(`out holds ${dst.length - at} samples, need ${outLen}`);
     if (this.kind === 'copy') {
-      dst.set(input);
-      return dst;
+      dst.set(input, at);
+      return n;
     }
     const hist = this.history;
     if (this.work.length < hist + n) {
@@ -216,7 +226,7 @@ export class Resampler {
     switch (this.kind) {
       case 'hbUp': {
         // Input i is w[i + 2HB - 1]; emit x[a] and the half-way sample after it, a = i - HB.
-        for (let i = 0, o = 0; i < n; i++, o += 2) {
+        for (let i = 0, o = at; i < n; i++, o += 2) {
           const a = i + HB - 1;
           let acc = 0;
           for (let j = 0; j < HB; j++) acc += c[j]! * (w[a - j]! + w[a + 1 + j]!);
@@ -227,7 +237,7 @@ export class Resampler {
       }
       case 'hbDown': {
         // Output centred on w[i + 2HB - 1], reaching w[i] .. w[i + 4HB - 2].
-        let o = 0;
+        let o = at;
         for (let i = this.skip; i < n; i += 2) {
           const a = i + 2 * HB - 1;
           let acc = 0.5 * w[a]!;
@@ -238,7 +248,7 @@ export class Resampler {
       }
       case 'polyUp': {
         // Input i is w[i + K - 1]; phase p's taps reach back to w[i].
-        let o = 0;
+        let o = at;
         for (let i = 0; i < n; i++) {
           for (let p = 0, cp = 0; p < r; p++, cp += K) {
             let acc = 0;
@@ -252,7 +262,7 @@ export class Resampler {
         // Window w[i .. i + N - 1], newest last; symmetric taps fold the two ends together.
         const last = hist;
         const half = c.length;
-        let o = 0;
+        let o = at;
         for (let i = this.skip; i < n; i += r) {
           let acc = 0;
           for (let k = 0; k < half; k++) acc += c[k]! * (w[i + k]! + w[i + last - k]!);
@@ -264,7 +274,7 @@ export class Resampler {
     if (this.kind === 'hbDown' || this.kind === 'polyDown') this.skip = (this.skip - (n % r) + r) % r;
     // Keep the newest `hist` inputs as the next chunk's history.
     w.copyWithin(0, n, n + hist);
-    return dst;
+    return outLen;
   }
 }
 

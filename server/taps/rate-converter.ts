@@ -110,11 +110,7 @@ export class RateConverter {
       out.set(input, at);
       return n;
     }
-    if (this.fast) {
-      const len = this.fast.outputLength(n);
-      this.fast.process(input, out.subarray(at, at + len));
-      return len;
-    }
+    if (this.fast) return this.fast.processInto(input, out, at);
     const d = this.d!;
     const H = K - 1;
     if (this.work.length < H + n) {
