@@ -263,6 +263,7 @@ async function driver(): Promise<void> {
     const wall = (performance.now() - t0) / 1000;
     const s1 = await stats();
     const me = process.cpuUsage(c0.me);
+    if (process.env.BENCH_DEBUG) console.log(`    tap thread clocks: ${JSON.stringify(s1.clocks)}; gateway main loop delay p99 ${(s1 as unknown as { loopP99: number }).loopP99.toFixed(1)} ms`);
     const c1 = { node: procCpu(pid), main: threadCpu(pid, pid), taps: tids.map((t) => threadCpu(pid, t)), worker: workers.reduce((a, w) => a + procCpu(w), 0) };
     phones.stop();
     const dev = Float64Array.from(deviations).sort();
