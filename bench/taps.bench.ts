@@ -87,7 +87,7 @@ async function gatewayRole(): Promise<void> {
     } else if (m.cmd === 'stats') {
       const list = taps.list();
       const sum = (k: 'framesSent' | 'framesPlayed' | 'framesDropped' | 'framesReceived'): number => list.reduce((a, t) => a + t.counters[k], 0);
-      process.send!({ cmd: 'stats', taps: list.length, sent: sum('framesSent'), played: sum('framesPlayed'), dropped: sum('framesDropped'), received: sum('framesReceived'), clocks: await taps.pool.clocks(), mem: process.memoryUsage().rss, loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6 });
+      process.send!({ cmd: 'stats', taps: list.length, sent: sum('framesSent'), played: sum('framesPlayed'), dropped: sum('framesDropped'), received: sum('framesReceived'), states: list.reduce<Record<string, number>>((a, t) => ((a[t.state] = (a[t.state] ?? 0) + 1), a), {}), errors: [...new Set(list.map((t) => t.lastError?.error).filter(Boolean))].slice(0, 3), clocks: await taps.pool.clocks(), tapThreads: taps.pool.osThreadIds, mem: process.memoryUsage().rss, loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6 });
       loop.reset();
     } else if (m.cmd === 'teardown') {
       for (const t of taps.list()) t.stop('step over');
@@ -237,7 +237,7 @@ async function driver(): Promise<void> {
     const phones = await sendRtp.open(n);
     const ready = next('ready');
     child.send({ cmd: 'setup', legs: phones.legs, url });
-    const { ports, workerPids, tapThreads } = (await ready) as { ports: [number, number][]; workerPids: number[]; tapThreads: (number | null)[] };
+    const { ports, workerPids } = (await ready) as { ports: [number, number][]; workerPids: number[] };
     phones.start(ports);
     await new Promise((r) => setTimeout(r, 3000)); // warm-up: FIFOs, injection, JIT
     const pid = child.pid!;
@@ -249,7 +249,7 @@ async function driver(): Promise<void> {
       return (await p) as unknown as Stats;
     };
     const s0 = await stats();
-    const tids = tapThreads.filter((t): t is number => t !== null);
+    const tids = s0.tapThreads.filter((t): t is number => t !== null);
     const c0 = { node: procCpu(pid), main: threadCpu(pid, pid), taps: tids.map((t) => threadCpu(pid, t)), worker: workers.reduce((a, w) => a + procCpu(w), 0), me: process.cpuUsage() };
     deviations.length = 0;
     for (const st of jit.values()) {
@@ -263,7 +263,7 @@ async function driver(): Promise<void> {
     const wall = (performance.now() - t0) / 1000;
     const s1 = await stats();
     const me = process.cpuUsage(c0.me);
-    if (process.env.BENCH_DEBUG) console.log(`    tap thread clocks: ${JSON.stringify(s1.clocks)}; gateway main loop delay p99 ${(s1 as unknown as { loopP99: number }).loopP99.toFixed(1)} ms`);
+    if (process.env.BENCH_DEBUG) console.log(`    taps: ${JSON.stringify((s1 as unknown as { states: object }).states)} ${JSON.stringify((s1 as unknown as { errors: string[] }).errors)}; tap thread clocks: ${JSON.stringify(s1.clocks)}; gateway main loop delay p99 ${(s1 as unknown as { loopP99: number }).loopP99.toFixed(1)} ms`);
     const c1 = { node: procCpu(pid), main: threadCpu(pid, pid), taps: tids.map((t) => threadCpu(pid, t)), worker: workers.reduce((a, w) => a + procCpu(w), 0) };
     phones.stop();
     const dev = Float64Array.from(deviations).sort();
@@ -341,6 +341,7 @@ interface Stats {
   played: number;
   dropped: number;
   clocks: { caughtUp: number; skipped: number; maxLateMs: number }[];
+  tapThreads: (number | null)[];
   mem: number;
 }
 

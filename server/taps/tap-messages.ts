@@ -38,4 +38,5 @@ export type FromWorker =
   | { t: 'bound'; req: number; port: number | null; error?: string }
   | { t: 'inject'; id: string; req: number; side: Side }
   | { t: 'end'; id: string; reason: string }
-  | { t: 'stats'; req: number; clock: import('./frame-clock.js').FrameClockStats };
+  /** `loop`: the thread's event-loop delay since the last stats, and its GC pauses in all (ms) */
+  | { t: 'stats'; req: number; clock: import('./frame-clock.js').FrameClockStats; loop: { p99Ms: number; maxMs: number; gcMs: number } };

@@ -213,9 +213,14 @@ export class TapWorkerPool extends EventEmitter<TapWorkerPoolEvents> {
     return this.threads.map((t) => ({ index: t.index, taps: t.taps.size, load: t.load, alive: t.alive, restarts: t.restarts }));
   }
 
-  /** Each thread's clock figures (the bench). */
-  async clocks(): Promise<FrameClockStats[]> {
-    return Promise.all(this.threads.map(async (t) => (await t.request<Extract<FromWorker, { t: 'stats' }>>((req) => ({ t: 'stats', req }))).clock));
+  /** Each thread's clock figures, event-loop delay and GC pauses (the bench). */
+  async clocks(): Promise<(FrameClockStats & { loop: { p99Ms: number; maxMs: number; gcMs: number } })[]> {
+    return Promise.all(
+      this.threads.map(async (t) => {
+        const r = await t.request<Extract<FromWorker, { t: 'stats' }>>((req) => ({ t: 'stats', req }));
+        return { ...r.clock, loop: r.loop };
+      }),
+    );
   }
 
   /** Frame deviation of every tap, all threads pooled (Prometheus histogram, seconds). */

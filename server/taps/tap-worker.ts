@@ -5,6 +5,7 @@
  * answers with events and the ports it bound. Started by tap-worker-pool.ts.
  */
 import { readlinkSync } from 'node:fs';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import type { Side } from './dialect.js';
@@ -27,6 +28,13 @@ const data = workerData as TapWorkerData;
 const log = pino({ level: data.level, base: { component: 'taps', thread: data.index } }, pino.destination({ dest: 1, sync: true }));
 const clock = new FrameClock(5, (e) => log.error({ err: e }, 'tap step failed'));
 const histogram = new DeviationHistogram(data.histogram);
+// this thread's own health, for the stats answer (the bench): loop delay and GC pauses
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+}).observe({ entryTypes: ['gc'] });
 
 interface Entry {
   pipe: TapPipeline;
@@ -103,7 +111,8 @@ port.on('message', (m: ToWorker) => {
       taps.get(m.id)?.pipe.sendText(m.text);
       break;
     case 'stats':
-      post({ t: 'stats', req: m.req, clock: clock.snapshot() });
+      post({ t: 'stats', req: m.req, clock: clock.snapshot(), loop: { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6, gcMs } });
+      loopDelay.reset();
       break;
   }
 });
