@@ -24,16 +24,11 @@ export interface TapRig {
 /** `taps`: the gateway's taps section (limits, threads) for this rig. */
 export async function startRig(taps: Partial<Config['taps']> = {}): Promise<TapRig> {
   const gw = await startTestGateway({ taps });
-  return rigOn(gw);
-}
-
-function rigOn(gw: Gateway): TapRig {
-  const taps = gw.taps;
   const events: TapEvent[] = [];
-  taps.on('event', (e) => events.push(e));
+  gw.taps.on('event', (e) => events.push(e));
   const rig: TapRig = {
     gw,
-    taps,
+    taps: gw.taps,
     events,
     phones: [],
     async close() {
