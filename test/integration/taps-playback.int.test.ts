@@ -153,10 +153,17 @@ describe('audio taps: playing the server\'s audio into the call', () => {
       // when the first and the last frame were played, from the live counters (read each 5 ms)
       let first = 0;
       let last = 0;
+      const seen: string[] = [];
       const watch = setInterval(() => {
         const played = tap.counters.framesPlayed;
-        if (played > 0 && first === 0) first = performance.now();
-        if (played >= 1500 && last === 0) last = performance.now();
+        if (played > 0 && first === 0) {
+          first = performance.now();
+          seen.push(`first ${played} at ${first.toFixed(0)}`);
+        }
+        if (played >= 1500 && last === 0) {
+          last = performance.now();
+          seen.push(`last ${played} at ${last.toFixed(0)}`);
+        }
       }, 5);
       const sentAt = Date.now();
       conn.send(le(pattern));
@@ -164,7 +171,7 @@ describe('audio taps: playing the server\'s audio into the call', () => {
       await sleep(200);
       assert.equal(tap.counters.framesPlayed, 1500, '1500 frames of 20 ms');
       const took = (last - first) / 1000;
-      assert.ok(Math.abs(took - 29.98) < 0.3, `played over ${took.toFixed(2)} s`);
+      assert.ok(Math.abs(took - 29.98) < 0.3, `played over ${took.toFixed(2)} s (${seen.join(', ')})`);
       const heard = c.call.audio({ since: sentAt - 50 });
       const at = indexOf(heard, pattern.subarray(0, 64));
       assert.ok(at >= 0, 'the start of the file reached alice');
