@@ -58,6 +58,8 @@ async function gatewayRole(): Promise<void> {
   const gw = await startTestGateway({ media: { workers: 1, timeout: 0 }, taps: { maxTaps: 100_000, threads, maxLoad: 1 } });
   const media = gw.media!;
   const taps = gw.taps;
+  if (process.env.BENCH_DEBUG) gw.calls.on('ended', (c) => c.endReason !== 'bench step over' && console.log(`    call ${c.id} ended: ${c.endReason}`));
+  if (process.env.BENCH_DEBUG) taps.on('stopped', (t, reason) => console.log(`    tap ${t.id} ended: ${reason} ${JSON.stringify(t.lastError)} call ${gw.calls.get(t.call.id)?.state ?? "gone"} ${gw.calls.get(t.call.id)?.endReason ?? ""} media ${media.has(t.call.id)}`));
   const sdp = (port: number, id: number): string =>
     ['v=0', `o=- ${id} 1 IN IP4 127.0.0.1`, 's=load', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0 101`, 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:101 telephone-event/8000', 'a=sendrecv', ''].join('\r\n');
   const portOf = (s: string): number => Number(/m=audio (\d+)/.exec(s)![1]);

@@ -21,6 +21,7 @@ import { webRoot } from './paths.js';
 import { MediaService } from './media/media-service.js';
 import { tapsRouter } from './http/taps-routes.js';
 import { parseCommand, parseStartBody } from './taps/options.js';
+import { TapPort } from './media/tap-port.js';
 import { TapService } from './taps/tap-service.js';
 import { wsbridgeApp } from './taps/wsbridge-app.js';
 import { FileLocationStore } from './registrar/file-store.js';
@@ -121,6 +122,8 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
         workerLogLevel: m.workerLogLevel,
       }, log.child({ component: 'media' }));
       await media.start();
+      // taps' transports (loopback, to their threads) keep out of the ports the legs take over
+      TapPort.keepOutOf(m.minPort, m.maxPort);
       const started = media;
       closers.push(() => started.close());
     }

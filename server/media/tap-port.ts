@@ -37,6 +37,18 @@ export interface TapHost {
 }
 
 export class TapPort extends EventEmitter<TapPortEvents> {
+  /**
+   * Ports tap transports may bind: outside the calls' RTP range, whose ports the legs take
+   * over by number (a tap on one of them would make a later call fail to bind it). Set once
+   * at start-up from the media config (keepOutOf); the default suits its default range.
+   */
+  static portRange: { min: number; max: number } = { min: 50000, max: 59999 };
+
+  /** Tap transports stay out of the calls' RTP ports [min, max]. */
+  static keepOutOf(min: number, max: number): void {
+    TapPort.portRange = max <= 64000 ? { min: max + 1, max: Math.min(65535, max + 10000) } : { min: Math.max(1024, min - 10000), max: min - 1 };
+  }
+
   private readonly listening = new Map<Side, Consumer>();
   private readonly injecting = new Map<Side, { producer: Producer; ssrc: number }>();
   private readonly lastCodecs = new Map<Side, LegCodecs | null>();
@@ -48,13 +60,13 @@ export class TapPort extends EventEmitter<TapPortEvents> {
 
   /** A transport on loopback (the tap's thread is in this process). */
   static async open(router: Router, host: TapHost, ip = '127.0.0.1'): Promise<TapPort> {
-    const plain = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip }, rtcpMux: true, comedia: false });
+    const plain = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip, portRange: TapPort.portRange }, rtcpMux: true, comedia: false });
     return new TapPort(plain, host);
   }
 
-  /** mediasoup's end: where the tap's thread sends what it injects. */
-  get local(): { ip: string; port: number } {
-    return { ip: this.plain.tuple.localAddress, port: this.plain.tuple.localPort };
+  /** mediasoup's end (where the tap's thread sends what it injects) and the ports its end may take. */
+  get local(): { ip: string; port: number; range: { min: number; max: number } } {
+    return { ip: this.plain.tuple.localAddress, port: this.plain.tuple.localPort, range: TapPort.portRange };
   }
 
   /** The tap's thread bound its socket: mediasoup sends there (and takes RTP only from there). */

@@ -12,7 +12,7 @@ import type { TapEvent } from './tap-pipeline.js';
 export type ToWorker =
   | { t: 'create'; id: string; call: CallInfo; options: TapStartOptions; stats: SharedArrayBuffer }
   /** the call's media is ready: bind a socket for mediasoup's transport at `media`; answer 'bound' */
-  | { t: 'attach'; id: string; req: number; media: { ip: string; port: number }; sources: Record<Side, TapSource | null> }
+  | { t: 'attach'; id: string; req: number; media: { ip: string; port: number; range: { min: number; max: number } }; sources: Record<Side, TapSource | null> }
   /** what a party sends changed (codec, or the consumer and so the SSRC) */
   | { t: 'source'; id: string; side: Side; source: TapSource | null }
   | { t: 'injected'; req: number; ssrc: number | null; error?: string }

@@ -20,6 +20,9 @@ export interface UdpTapPortEvents {
 export class UdpTapPort extends EventEmitter<UdpTapPortEvents> implements TapMediaPort {
   /** packets whose SSRC is no party's (yet): dropped */
   unknown = 0;
+  /** socket errors (a send refused, ICMP unreachable reported back): transient on UDP, counted */
+  errors = 0;
+  lastError: string | null = null;
   private readonly sources: Record<Side, TapSource | null>;
   private closed = false;
 
@@ -31,7 +34,12 @@ export class UdpTapPort extends EventEmitter<UdpTapPortEvents> implements TapMed
     super();
     this.sources = { ...sources };
     sock.on('message', (msg) => this.onPacket(msg));
-    sock.on('error', () => this.close());
+    // UDP errors are per datagram (ENOBUFS, ECONNREFUSED from an ICMP unreachable): the
+    // port stays; the tap ends with the call, not with one lost packet
+    sock.on('error', (e) => {
+      this.errors++;
+      this.lastError = e.message;
+    });
   }
 
   /**
@@ -40,18 +48,33 @@ export class UdpTapPort extends EventEmitter<UdpTapPortEvents> implements TapMed
    * lookup first, a tick later, when the caller has already reused its packet buffer), and
    * hears from nobody else.
    */
-  static async open(media: { ip: string; port: number }, sources: Record<Side, TapSource | null>, inject: (side: Side) => Promise<number>): Promise<UdpTapPort> {
-    const sock = dgram.createSocket(media.ip.includes(':') ? 'udp6' : 'udp4');
-    await new Promise<void>((resolve, reject) => {
-      sock.once('error', reject);
-      sock.bind(0, media.ip, () => {
-        sock.connect(media.port, media.ip, () => {
-          sock.off('error', reject);
-          resolve();
+  static async open(media: { ip: string; port: number; range: { min: number; max: number } }, sources: Record<Side, TapSource | null>, inject: (side: Side) => Promise<number>): Promise<UdpTapPort> {
+    // a port of the taps' range, never an ephemeral one: those may be RTP ports a call's leg
+    // later takes over by number
+    const { min, max } = media.range;
+    for (let attempt = 0; ; attempt++) {
+      const sock = dgram.createSocket(media.ip.includes(':') ? 'udp6' : 'udp4');
+      const port = min + Math.floor(Math.random() * (max - min + 1));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          sock.once('error', reject);
+          sock.bind(port, media.ip, () => {
+            sock.connect(media.port, media.ip, () => {
+              sock.off('error', reject);
+              resolve();
+            });
+          });
         });
-      });
-    });
-    return new UdpTapPort(sock, sources, inject);
+        return new UdpTapPort(sock, sources, inject);
+      } catch (e) {
+        try {
+          sock.close();
+        } catch {
+          // a failed bind may have closed it already
+        }
+        if ((e as { code?: string }).code !== 'EADDRINUSE' || attempt >= 50) throw e;
+      }
+    }
   }
 
   get localPort(): number {
