@@ -349,6 +349,26 @@ interface Stats {
 
 const good = (x: StepResult): boolean => x.p99 < 5 && x.framesPerTapPerSec > 49.5 && x.playedPerTapPerSec > 49.5 && x.dropped === 0;
 
+/**
+ * A phone's socket on a port from 20000-39999, never an ephemeral one: those fall in the
+ * gateway's RTP range (40000-49999), whose ports its legs take over by number, and the SIPp
+ * calls of --sipp would then fail to bind theirs.
+ */
+let nextPhonePort = 20000;
+async function bindPhone(): Promise<dgram.Socket> {
+  for (;;) {
+    const port = nextPhonePort;
+    nextPhonePort = nextPhonePort >= 39999 ? 20000 : nextPhonePort + 1;
+    const s = dgram.createSocket('udp4');
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.bind(port, '127.0.0.1', () => r(true));
+    });
+    if (ok) return s;
+    s.close();
+  }
+}
+
 /** Plain RTP phones: two UDP sockets per call, PCMU tones, every leg's packet each 20 ms from one clock. */
 function startPhones(): {
   open(n: number): Promise<{ legs: [number, number][]; start(ports: [number, number][]): void; stop(): void; close(): void }>;
@@ -365,8 +385,7 @@ function startPhones(): {
       for (let i = 0; i < n; i++) {
         const pair: number[] = [];
         for (let k = 0; k < 2; k++) {
-          const s = dgram.createSocket('udp4');
-          await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+          const s = await bindPhone();
           s.on('message', () => {});
           sockets.push(s);
           pair.push(s.address().port);
