@@ -4,6 +4,12 @@
  * that step alone. Not a test: figures depend on the machine.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/audio.bench.js [--ms=400]
+ *
+ * The last block is a tap's pipeline step by step, as a tap thread runs it each 20 ms for a
+ * mixed 16 kHz tap on a PCMU call whose server echoes back: RTP in (both parties), the jitter
+ * FIFO, the 8k -> 16k conversion (the taps' telephony-sized filter, and the wideband one for
+ * comparison), mixing and framing, the echo's playout at 8 kHz, PCMU encoding and the RTP
+ * header; and their sum, the audio work of one tap per 20 ms (sockets aside).
  */
 
 import { decodeAlaw, decodeUlaw, encodeAlaw, encodeUlaw } from '../server/audio/g711.js';
@@ -13,7 +19,16 @@ import { OpusDecoder, OpusEncoder } from '../server/audio/opus.js';
 import { Resampler, type Rate } from '../server/audio/resample.js';
 import { parseRtp, RtpPacketizer, type RtpPacket } from '../server/audio/rtp.js';
 import { ToneGenerator } from '../server/audio/tone.js';
+import type { LegCodecs } from '../server/media/codecs.js';
+import { L16Framer } from '../server/taps/l16-framer.js';
+import { PartyInput } from '../server/taps/party-input.js';
+import { PlayoutQueue } from '../server/taps/playout-queue.js';
+import { RateConverter } from '../server/taps/rate-converter.js';
 
+if (process.argv.includes('--help')) {
+  console.log('usage: node dist/bench/audio.bench.js [--ms=400]   (ns per 20 ms frame of each audio step, and a tap\'s pipeline step by step)');
+  process.exit(0);
+}
 const budgetMs = Number(process.argv.find((a) => a.startsWith('--ms='))?.slice(5) ?? 400);
 const FRAME_NS = 20e6;
 let sink = 0;
@@ -145,6 +160,59 @@ for (const [from, to] of [
   const into = {} as RtpPacket;
   bench('RTP parse (reused object)', () => parseRtp(wire, into)!.payloadLength);
   bench('RTP packetize (caller buffer)', () => tx.next(payload, { out }).length);
+}
+
+// A tap's pipeline, step by step (mixed, 16 kHz, PCMU call, echoed back).
+{
+  const pcmu = Buffer.from(encodeUlaw(tone(8000, 440), Buffer.alloc(160)));
+  const codecs: LegCodecs = { media: { pt: 0, name: 'PCMU', clockRate: 8000, channels: 1, fmtp: null }, dtmf: null };
+  const txs = [new RtpPacketizer({ payloadType: 0, clockRate: 8000 }), new RtpPacketizer({ payloadType: 0, clockRate: 8000 })];
+  const wires = txs.map(() => Buffer.alloc(1500));
+  const inputs = [0, 1].map(() => new PartyInput(() => codecs, { digit: () => {}, event: () => {}, rate: () => {} }));
+  const native = [new Int16Array(160), new Int16Array(160)];
+  const premix = new Int16Array(160);
+  const tapBuf = new Int16Array(320);
+  const silent = new Int16Array(320);
+  const tel = new RateConverter(8000, 16000, 'telephony');
+  const wide = new RateConverter(8000, 16000, 'wideband');
+  const down = { tel: new RateConverter(16000, 8000, 'telephony'), wide: new RateConverter(16000, 8000, 'wideband') };
+  const framer = new L16Framer('mixed', 16000, 20);
+  const queue = new PlayoutQueue({ rate: 8000 });
+  const play = new Int16Array(160);
+  const ulaw = Buffer.alloc(160);
+  const out = Buffer.alloc(1500);
+  const tx = new RtpPacketizer({ payloadType: 0, clockRate: 8000 });
+  const steps: Array<[string, () => number]> = [
+    ['tap: RTP in, 2 parties (parse, PCMU decode, FIFO)', () => {
+      for (let k = 0; k < 2; k++) inputs[k]!.push(txs[k]!.next(pcmu, { out: wires[k]! }) as Buffer);
+      return inputs[0]!.buffered;
+    }],
+    ['tap: FIFO pull, 2 parties', () => (inputs[0]!.pull(native[0]!) ? 1 : 0) + (inputs[1]!.pull(native[1]!) ? 1 : 0)],
+    ['tap: premix 2 x 160 at 8k', () => {
+      const a = native[0]!;
+      const b = native[1]!;
+      for (let i = 0; i < 160; i++) {
+        const v = a[i]! + b[i]!;
+        premix[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+      }
+      return premix[3]!;
+    }],
+    ['tap: 8k -> 16k, telephony filter (31 taps)', () => tel.process(premix, tapBuf, 0)],
+    ['tap: 8k -> 16k, wideband filter (95 taps), for comparison', () => wide.process(premix, tapBuf, 0)],
+    ['tap: L16 framing, mixed 16k', () => (framer.push(tapBuf, silent) ? framer.message[1]! : 0)],
+    ['tap: echo queued and pulled, 16k -> 8k telephony', () => {
+      queue.enqueueL16(framer.message, 16000);
+      return queue.pull(play);
+    }],
+    ['tap: 16k -> 8k wideband (95 taps), for comparison', () => down.wide.process(tapBuf, play, 0)],
+    ['tap: PCMU encode + RTP header', () => tx.next(encodeUlaw(play, ulaw), { out }).length],
+  ];
+  let total = 0;
+  for (const [op, fn] of steps) {
+    bench(op, fn);
+    if (!op.includes('for comparison')) total += rows.at(-1)!.ns;
+  }
+  rows.push({ op: 'tap: one 20 ms step, all of the above (telephony filters)', ns: total });
 }
 
 const width = Math.max(...rows.map((r) => r.op.length));

@@ -33,6 +33,7 @@ import { Resolver } from './proxy/resolver.js';
 import { sipTapGate } from './taps/sip-tap-gate.js';
 import { gatewayDnsLookup, systemLookup } from './taps/tap-lookup.js';
 import { TapUrlPolicy, type LookupFn } from './taps/url-policy.js';
+import { TapPort } from './media/tap-port.js';
 import { FileLocationStore } from './registrar/file-store.js';
 import { MemoryLocationStore, type LocationStore } from './registrar/location-store.js';
 import { Registrar } from './registrar/registrar.js';
@@ -153,7 +154,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       callerLookup: opts.tapLookup ? opts.tapLookup.caller : gatewayDnsLookup(config.sip.dns),
     });
     // taps: call audio to WebSocket servers and back
-    const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps });
+    const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps, threads: config.taps.threads, maxPerThread: config.taps.maxPerThread, maxLoad: config.taps.maxLoad });
     closers.push(() => taps.close());
 
     // calls: the local endpoint (wsbridge) and the call controller at the proxy's hooks
@@ -166,7 +167,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     publishRegistrations(registrar, bus);
     publishCalls(calls, bus);
     taps.on('event', (e) => bus.publish(`tap.${e.name}`, { tapId: e.tapId, call: e.callId, dialect: e.dialect, body: e.body as unknown }));
-    const metrics = createMetrics({ registrar, calls, media, stack, tapCount: () => taps.list().length });
+    const metrics = createMetrics({ registrar, calls, media, stack, tapCount: () => taps.list().length, tapDeviation: () => taps.pool.deviation() });
 
     // http: the softphone, the API and SIP over WebSocket on one port
     const app = createApp({
@@ -315,6 +316,8 @@ async function startMedia(config: Config, advertise: string, log: Logger): Promi
     workerLogLevel: m.workerLogLevel,
   }, log.child({ component: 'media' }));
   await media.start();
+  // taps' transports (loopback, to their threads) keep out of the ports the legs take over
+  TapPort.keepOutOf(m.minPort, m.maxPort);
   return media;
 }
 

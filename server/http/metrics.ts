@@ -3,7 +3,7 @@
  * media bytes and losses, taps, mediasoup workers' CPU and memory, and Node's own.
  * Gauges are read when scraped; counters move as things happen.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricType } from 'prom-client';
 import type { CallRegistry } from '../calls/call-registry.js';
 import type { MediaService } from '../media/media-service.js';
 import type { Registrar } from '../registrar/registrar.js';
@@ -16,6 +16,44 @@ export interface MetricsDeps {
   stack: SipStack;
   /** live taps, when the taps service runs */
   tapCount?: () => number;
+  /** the taps' frame deviation, counted in their worker threads (cumulative buckets, seconds) */
+  tapDeviation?: () => { le: number[]; cumulative: number[]; sum: number; count: number };
+}
+
+/**
+ * A histogram whose buckets are counted elsewhere (the tap threads, in shared memory): read
+ * when scraped instead of observed here.
+ */
+class PooledHistogram extends Histogram {
+  constructor(
+    private readonly cfg: { name: string; help: string; registers: Registry[] },
+    private readonly read: () => { le: number[]; cumulative: number[]; sum: number; count: number },
+  ) {
+    super(cfg);
+  }
+
+  /** what the registry prints (prom-client's histogram has its own path for the text format) */
+  getForPromString(): ReturnType<Histogram['get']> {
+    return this.get();
+  }
+
+  override async get(): ReturnType<Histogram['get']> {
+    const r = this.read();
+    const name = this.cfg.name;
+    return {
+      name,
+      help: this.cfg.help,
+      // prom-client declares the type an enum but writes (and reads) the string
+      type: 'histogram' as unknown as MetricType,
+      aggregator: 'sum',
+      collect: () => undefined,
+      values: [
+        ...r.le.map((le, i) => ({ labels: { le: le === Infinity ? '+Inf' : le }, value: r.cumulative[i]!, metricName: `${name}_bucket` })),
+        { labels: {}, value: r.sum, metricName: `${name}_sum` },
+        { labels: {}, value: r.count, metricName: `${name}_count` },
+      ],
+    };
+  }
 }
 
 /** The final status a call ended with, as a label: 200 answered, else the failure's code. */
@@ -122,6 +160,9 @@ export function createMetrics(d: MetricsDeps): Registry {
   if (d.tapCount) {
     const count = d.tapCount;
     new Gauge({ name: 'gateway_taps_active', help: 'Audio taps now streaming', registers: [registry], collect() { this.set(count()); } });
+  }
+  if (d.tapDeviation) {
+    new PooledHistogram({ name: 'gateway_tap_frame_deviation_seconds', help: 'How far each tap\'s 20 ms frame step strayed from 20 ms (all taps, all tap threads)', registers: [registry] }, d.tapDeviation);
   }
   return registry;
 }

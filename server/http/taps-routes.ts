@@ -28,7 +28,7 @@ const CODES: Record<number, string> = { 400: 'bad_request', 404: 'not_found', 40
 
 function fail(res: Response, e: unknown): void {
   if (e instanceof TapInputError) {
-    res.status(e.status).json({ error: CODES[e.status] ?? 'error', message: e.message });
+    res.status(e.status).json({ error: CODES[e.status] ?? 'error', message: e.message, ...(e.code !== null ? { code: e.code } : {}) });
     return;
   }
   if (e instanceof TapUrlRefused) {

@@ -1,19 +1,28 @@
 /**
- * Where audio taps meet a call's media: a DirectTransport on the call's router. It receives
- * the RTP each party sends (a consumer of that party's producer) and can inject RTP that a
+ * Where audio taps meet a call's media: a PlainTransport on the call's router whose far end
+ * is a UDP socket of the tap's worker thread (server/taps/udp-tap-port.ts), so RTP never
+ * passes through the main thread. It sends that socket the RTP each party sends (a consumer
+ * of that party's producer, told apart by its SSRC) and takes RTP the tap injects, which a
  * party hears instead of the other party (a producer the party's leg then consumes; the tap
- * mixes the other party in when it should be heard too). Taps decode and encode; this file
- * only moves packets.
+ * mixes the other party in when it should be heard too). This file only sets up and tears
+ * down; taps decode and encode in their thread.
  */
 import { EventEmitter } from 'node:events';
 import crypto from 'node:crypto';
-import type { Consumer, DirectTransport, Producer, Router } from 'mediasoup/types';
+import type { Consumer, PlainTransport, Producer, Router } from 'mediasoup/types';
 import { codecList, toCodecCapability, toRtpCodec, type LegCodecs } from './codecs.js';
 import type { Side } from '../sip/dialog.js';
 
+/** What the tap's thread must know of a party's stream. */
+export interface TapPortSource {
+  codecs: LegCodecs | null;
+  /** SSRC of what mediasoup sends for this party (its consumer's), null when not listening */
+  ssrc: number | null;
+}
+
 export interface TapPortEvents {
-  /** an RTP packet a party sent (its own payload types: see codecs(side)) */
-  rtp: [Side, Buffer];
+  /** what a party sends changed (first listen, a new producer after an SSRC change, codecs) */
+  source: [Side, TapPortSource];
   /** the port is closed (the call ended) */
   close: [];
 }
@@ -28,21 +37,51 @@ export interface TapHost {
 }
 
 export class TapPort extends EventEmitter<TapPortEvents> {
+  /**
+   * Ports tap transports may bind: outside the calls' RTP range, whose ports the legs take
+   * over by number (a tap on one of them would make a later call fail to bind it). Set once
+   * at start-up from the media config (keepOutOf); the default suits its default range.
+   */
+  static portRange: { min: number; max: number } = { min: 50000, max: 59999 };
+
+  /** Tap transports stay out of the calls' RTP ports [min, max]. */
+  static keepOutOf(min: number, max: number): void {
+    TapPort.portRange = max <= 64000 ? { min: max + 1, max: Math.min(65535, max + 10000) } : { min: Math.max(1024, min - 10000), max: min - 1 };
+  }
+
   private readonly listening = new Map<Side, Consumer>();
   private readonly injecting = new Map<Side, { producer: Producer; ssrc: number }>();
+  private readonly lastCodecs = new Map<Side, LegCodecs | null>();
   private closed = false;
 
-  private constructor(private readonly direct: DirectTransport, private readonly host: TapHost) {
+  private constructor(private readonly plain: PlainTransport, private readonly host: TapHost) {
     super();
   }
 
-  static async open(router: Router, host: TapHost): Promise<TapPort> {
-    const direct = await router.createDirectTransport({ maxMessageSize: 262_144 });
-    return new TapPort(direct, host);
+  /** A transport on loopback (the tap's thread is in this process). */
+  static async open(router: Router, host: TapHost, ip = '127.0.0.1'): Promise<TapPort> {
+    const plain = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip, portRange: TapPort.portRange }, rtcpMux: true, comedia: false });
+    return new TapPort(plain, host);
+  }
+
+  /** mediasoup's end (where the tap's thread sends what it injects) and the ports its end may take. */
+  get local(): { ip: string; port: number; range: { min: number; max: number } } {
+    return { ip: this.plain.tuple.localAddress, port: this.plain.tuple.localPort, range: TapPort.portRange };
+  }
+
+  /** The tap's thread bound its socket: mediasoup sends there (and takes RTP only from there). */
+  async connect(ip: string, port: number): Promise<void> {
+    if (this.closed) return;
+    await this.plain.connect({ ip, port });
   }
 
   codecs(side: Side): LegCodecs | null {
     return this.host.codecs(side);
+  }
+
+  source(side: Side): TapPortSource {
+    const c = this.listening.get(side);
+    return { codecs: this.host.codecs(side), ssrc: c && !c.closed ? (c.rtpParameters.encodings?.[0]?.ssrc ?? null) : null };
   }
 
   /** Starts (or follows, after an SSRC change) receiving what `side` sends. */
@@ -52,9 +91,12 @@ export class TapPort extends EventEmitter<TapPortEvents> {
     const codecs = this.host.codecs(side);
     if (!producer || producer.closed || !codecs) return false;
     const current = this.listening.get(side);
-    if (current && !current.closed && current.producerId === producer.id) return true;
+    if (current && !current.closed && current.producerId === producer.id) {
+      if (this.lastCodecs.get(side) !== codecs) this.announce(side);
+      return true;
+    }
     current?.close();
-    const consumer = await this.direct.consume({
+    const consumer = await this.plain.consume({
       producerId: producer.id,
       rtpCapabilities: { codecs: codecList(codecs).map(toCodecCapability), headerExtensions: [] },
     });
@@ -63,13 +105,19 @@ export class TapPort extends EventEmitter<TapPortEvents> {
       return false;
     }
     this.listening.set(side, consumer);
-    consumer.on('rtp', (packet) => this.emit('rtp', side, packet));
+    this.announce(side);
     return true;
   }
 
+  private announce(side: Side): void {
+    const s = this.source(side);
+    this.lastCodecs.set(side, s.codecs);
+    this.emit('source', side, s);
+  }
+
   /**
-   * From now on `side` hears what `send(side, ...)` injects (in its own codec and payload
-   * types, see codecs(side)) instead of the other party.
+   * From now on `side` hears what the tap's thread injects (in its own codec and payload
+   * types, see codecs(side)) instead of the other party. Resolves with the SSRC to send with.
    */
   async inject(side: Side): Promise<number> {
     const existing = this.injecting.get(side);
@@ -77,18 +125,13 @@ export class TapPort extends EventEmitter<TapPortEvents> {
     const codecs = this.host.codecs(side);
     if (!codecs || this.closed) throw new Error(`no codec negotiated yet for the ${side}`);
     const ssrc = crypto.randomBytes(4).readUInt32BE(0) || 1;
-    const producer = await this.direct.produce({
+    const producer = await this.plain.produce({
       kind: 'audio',
       rtpParameters: { codecs: codecList(codecs).map(toRtpCodec), encodings: [{ ssrc }], rtcp: { cname: 'tap', reducedSize: true } },
     });
     this.injecting.set(side, { producer, ssrc });
     await this.host.override(side, producer);
     return ssrc;
-  }
-
-  /** An RTP packet for `side` (its SSRC must be the one inject() returned). */
-  send(side: Side, packet: Buffer): void {
-    this.injecting.get(side)?.producer.send(packet);
   }
 
   /** `side` hears the other party again. */
@@ -110,7 +153,7 @@ export class TapPort extends EventEmitter<TapPortEvents> {
     for (const side of [...this.injecting.keys()]) void this.host.override(side, null).catch(() => {});
     this.injecting.clear();
     this.listening.clear();
-    this.direct.close();
+    this.plain.close();
     this.emit('close');
     this.removeAllListeners();
   }

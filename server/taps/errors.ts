@@ -32,6 +32,11 @@
  *    104 | MEDIA                | the call's media could not be tapped (no media anchored, the
  *        |                      | call ended before it was answered, no codec we decode)
  *    105 | RECONNECT_GAVE_UP    | reconnection stopped after `reconnect.maxAttempts`
+ *    106 | WORKER_DIED          | the tap's worker thread died: the tap ended (the call goes on)
+ *    107 | OVERLOADED           | admission control refused the tap: the gateway's taps
+ *        |                      | (`taps.maxTaps`), every thread's (`taps.maxPerThread`) or
+ *        |                      | the threads' load (`taps.maxLoad`) are at their limit; the
+ *        |                      | HTTP API answers 503 {error: "unavailable", code: 107}
  */
 
 export const TapErrorCode = {
@@ -52,6 +57,8 @@ export const TapErrorCode = {
   SLOW_SERVER: 103,
   MEDIA: 104,
   RECONNECT_GAVE_UP: 105,
+  WORKER_DIED: 106,
+  OVERLOADED: 107,
 } as const;
 
 export type TapErrorName = keyof typeof TapErrorCode;

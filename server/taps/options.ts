@@ -70,6 +70,8 @@ export class TapInputError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** the tap error code (errors.ts) when there is one, e.g. 107 OVERLOADED */
+    readonly code: number | null = null,
   ) {
     super(message);
   }

@@ -215,7 +215,7 @@ export class PlayoutQueue {
   private converter(rate: number): RateConverter {
     let c = this.converters.get(rate);
     if (!c) {
-      c = new RateConverter(rate, this.rate);
+      c = new RateConverter(rate, this.rate, 'telephony');
       this.converters.set(rate, c);
     }
     return c;

@@ -13,7 +13,7 @@
  * another give the output of processing the whole signal at once. Output length varies by
  * at most one sample per chunk; `process` appends to an output array the caller provides.
  */
-import { Resampler, windowedSinc, type Rate } from '../audio/resample.js';
+import { Resampler, windowedSinc, type Quality, type Rate } from '../audio/resample.js';
 
 /** Taps per polyphase branch. */
 const K = 24;
@@ -79,13 +79,15 @@ export class RateConverter {
   constructor(
     readonly inRate: number,
     readonly outRate: number,
+    /** filter size for the 8/16/48 kHz ratios (resample.ts); the taps' call audio uses telephony */
+    quality: Quality = 'wideband',
   ) {
     this.copy = inRate === outRate;
     if (this.copy) return;
     const up = outRate > inRate;
     const ratio = up ? outRate / inRate : inRate / outRate;
     if (FAST.has(inRate) && FAST.has(outRate) && [2, 3, 6].includes(ratio)) {
-      this.fast = new Resampler(inRate as Rate, outRate as Rate);
+      this.fast = new Resampler(inRate as Rate, outRate as Rate, quality);
       return;
     }
     if (!isSupportedRate(inRate) || !isSupportedRate(outRate)) throw new RangeError(`cannot convert ${inRate} Hz to ${outRate} Hz`);
@@ -108,11 +110,7 @@ export class RateConverter {
       out.set(input, at);
       return n;
     }
-    if (this.fast) {
-      const len = this.fast.outputLength(n);
-      this.fast.process(input, out.subarray(at, at + len));
-      return len;
-    }
+    if (this.fast) return this.fast.processInto(input, out, at);
     const d = this.d!;
     const H = K - 1;
     if (this.work.length < H + n) {

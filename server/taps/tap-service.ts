@@ -6,7 +6,9 @@
  *
  * A tap may be started before the call is answered (from the proxy at INVITE time): it
  * waits, attaches to the media once the call is answered, and ends if the call ends first.
- * Every tap closes with its call. All taps share one FrameClock.
+ * Every tap closes with its call. The audio runs in worker threads (tap-worker-pool.ts); a
+ * tap beyond the limits (total, per thread, thread load) is refused with OVERLOADED: an
+ * `error` event and a 503 carrying the code, and the running taps are untouched.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -15,9 +17,10 @@ import type { CallRegistry } from '../calls/call-registry.js';
 import type { MediaService } from '../media/media-service.js';
 import type { CallInfo } from './dialect.js';
 import { contentTypeRate, wsbridgeUrl } from './dialects/wsbridge.js';
-import { FrameClock } from './frame-clock.js';
+import { TapErrorCode } from './errors.js';
 import { parseUrl, TapInputError, withDefaults, type TapStartOptions } from './options.js';
-import { Tap, type TapEvent } from './tap.js';
+import { newTapId, Tap, type TapEvent } from './tap.js';
+import { TapWorkerPool } from './tap-worker-pool.js';
 import type { ResolvedAddress } from './url-policy.js';
 
 export interface TapServiceEvents {
@@ -31,12 +34,16 @@ export interface TapServiceDeps {
   calls: CallRegistry;
   media: MediaService | null;
   log: Logger;
-  /** a clock of one's own (tests); default: one per service */
-  clock?: FrameClock;
   /** options every tap starts with (the config file's), overridden per tap */
   defaults?: Partial<TapStartOptions>;
   /** most taps at once (default 2000) */
   maxTaps?: number;
+  /** worker threads running the taps' audio (default 0: one per core) */
+  threads?: number;
+  /** most taps per thread (default 1000) */
+  maxPerThread?: number;
+  /** a thread busier than this (event-loop utilisation 0..1) takes no new tap (default 0.85) */
+  maxLoad?: number;
 }
 
 export interface WsBridgeParams {
@@ -55,7 +62,7 @@ function callInfo(call: Call): CallInfo {
 }
 
 export class TapService extends EventEmitter<TapServiceEvents> {
-  readonly clock: FrameClock;
+  readonly pool: TapWorkerPool;
   private readonly taps = new Map<string, Tap>();
   private readonly byCall = new Map<string, Set<Tap>>();
   private readonly log: Logger;
@@ -64,14 +71,16 @@ export class TapService extends EventEmitter<TapServiceEvents> {
   constructor(private readonly d: TapServiceDeps) {
     super();
     this.log = d.log;
-    this.clock = d.clock ?? new FrameClock(5, (e) => this.log.error({ err: e }, 'tap tick failed'));
+    this.pool = new TapWorkerPool({ threads: d.threads ?? 0, maxPerThread: d.maxPerThread ?? 1000, maxLoad: d.maxLoad ?? 0.85, log: d.log });
+    this.pool.on('event', (e) => this.emit('event', e));
     d.calls.on('updated', (call) => this.callUpdated(call));
     d.calls.on('ended', (call) => this.callEnded(call));
   }
 
   /**
    * Starts a tap on a call (answered or not yet). Throws TapInputError: 404 unknown call,
-   * 409 ended call or no media, 400 bad options, 503 too many taps.
+   * 409 ended call or no media, 400 bad options, 503 with code 107 (OVERLOADED) when
+   * admission control refuses it (an `error` event says so too).
    */
   start(callId: string, options: TapStartOptions, how: { attachNow?: boolean } = {}): Tap {
     if (this.closed) throw new TapInputError(503, 'shutting down');
@@ -80,12 +89,14 @@ export class TapService extends EventEmitter<TapServiceEvents> {
     if (call.state === 'ended') throw new TapInputError(409, `call ${callId} has ended`);
     if (!this.d.media) throw new TapInputError(409, 'media is not anchored in this gateway (media.enabled is false): nothing to tap');
     if (call.state === 'answered' && !this.d.media.has(call.id)) throw new TapInputError(409, `call ${callId} has no media session to tap`);
-    if (this.taps.size >= (this.d.maxTaps ?? 2000)) throw new TapInputError(503, 'too many taps');
-    // ssrf (issue 10): undefined keys keep the config's defaults; tls merges key by key
+    // undefined keys keep the config's defaults; tls merges key by key
     const opts: TapStartOptions = { ...withDefaults(this.d.defaults, options), url: parseUrl(options.url) };
+    const max = this.d.maxTaps ?? 2000;
+    const thread = this.taps.size >= max ? `the gateway holds its maximum of ${max} taps (taps.maxTaps)` : this.pool.pick(call.id);
+    if (typeof thread === 'string') this.refuse(call, opts, thread);
     const media = this.d.media;
     const tap = new Tap(callInfo(call), opts, {
-      clock: this.clock,
+      thread,
       log: this.log,
       emit: (e) => this.emit('event', e),
       openPort: () => media.openTap(call.id),
@@ -135,7 +146,15 @@ export class TapService extends EventEmitter<TapServiceEvents> {
       }
     } else if (p.headers && typeof p.headers === 'object') headers = p.headers;
     // the gateway itself answered the caller: the media is there before the call is "answered"
-    return this.start(callId, { url: wsbridgeUrl(p.uri), dialect: 'wsbridge', mix: 'mono', rate, playTo: 'caller', comfortNoise: true, wsbridgeHeaders: headers, connectTo: p.connectTo }, { attachNow: true });
+    return this.start(callId, { url: wsbridgeUrl(p.uri), dialect: 'wsbridge', mix: 'mono', rate, playTo: 'caller', comfortNoise: true, wsbridgeHeaders: headers , connectTo: p.connectTo }, { attachNow: true });
+  }
+
+  /** Admission control said no: one event, one log line, and a 503 with the code. */
+  private refuse(call: Call, opts: TapStartOptions, why: string): never {
+    const message = `tap refused: ${why}`;
+    this.log.warn({ call: call.id, code: TapErrorCode.OVERLOADED, taps: this.taps.size, threads: this.pool.info() }, message);
+    this.emit('event', { tapId: newTapId(), callId: call.id, dialect: opts.dialect ?? 'audio_stream', name: 'error', body: { status: 'error', message: { code: TapErrorCode.OVERLOADED, error: message } }, at: new Date().toISOString() });
+    throw new TapInputError(503, message, TapErrorCode.OVERLOADED);
   }
 
   get(tapId: string): Tap | undefined {
@@ -189,8 +208,13 @@ export class TapService extends EventEmitter<TapServiceEvents> {
     for (const tap of this.byCall.get(call.id) ?? []) tap.stop('call ended');
   }
 
-  close(): void {
+  /** Stops every tap (their last words go out) and then the threads. */
+  close(): Promise<void> {
     this.closed = true;
-    for (const tap of this.list()) tap.stop('shutdown');
+    const list = this.list();
+    for (const tap of list) tap.stop('shutdown');
+    const ended = Promise.all(list.map((t) => t.ended));
+    const grace = new Promise<void>((r) => setTimeout(r, 2500).unref());
+    return Promise.race([ended.then(() => undefined), grace]).then(() => this.pool.close());
   }
 }

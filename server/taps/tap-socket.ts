@@ -104,6 +104,18 @@ function generateMask(mask: Buffer): void {
   mask[3] = maskPool[maskAt++]! | 1;
 }
 
+/**
+ * The one place a tap's WebSocket connection is opened: `url` and the `ws` client options.
+ * (A URL policy that resolves and checks the address first passes the checked target here.)
+ */
+export function openWebSocket(url: string, options: WsConnectOptions): WebSocket {
+  // ws types checkServerIdentity as returning boolean; Node's TLS (which receives it) wants Error | undefined
+  return new WebSocket(url, options as WebSocket.ClientOptions);
+}
+
+/** The `ws` client's options, with TLS's own type for checkServerIdentity. */
+export type WsConnectOptions = Omit<WebSocket.ClientOptions, 'checkServerIdentity'> & Pick<tls.ConnectionOptions, 'checkServerIdentity'>;
+
 export class TapSocket extends EventEmitter<TapSocketEvents> {
   private ws: WebSocket | null = null;
   private opened = false;
@@ -171,7 +183,7 @@ export class TapSocket extends EventEmitter<TapSocketEvents> {
     this.retryTimer = null;
     if (!(await this.loadTls()) || this.ended || this.closing) return;
     const t = this.o.tls;
-    const ws = new WebSocket(this.o.url, {
+    const ws = openWebSocket(this.o.url, {
       headers: this.o.headers ?? {},
       perMessageDeflate: this.o.deflate === true,
       handshakeTimeout: this.o.handshakeTimeoutMs ?? 10_000,

@@ -513,6 +513,8 @@ export class RtpMedia {
   // ---- sent
   plan: MediaPlan | null = null;
   sentPackets = 0;
+  /** voice frames this phone sent late (its timer, in this busy process): when and by how much */
+  readonly lateSends: { at: number; lateMs: number }[] = [];
   sentOctets = 0;
   private packetizer = new RtpPacketizer({ payloadType: 0, clockRate: RTP_CLOCK, samplesPerPacket: FRAME_TS });
   private codec: CodecName | null = null;
@@ -611,6 +613,9 @@ export class RtpMedia {
     }
     for (; due > 0; due--) {
       this.frames++;
+      // how late this frame leaves, against its slot on the 20 ms schedule
+      const lateMs = performance.now() - (this.epoch + this.frames * FRAME_MS);
+      if (lateMs > FRAME_MS && this.lateSends.length < 10_000) this.lateSends.push({ at: Date.now(), lateMs });
       this.frame();
       if (this.frames % 50 === 25) this.sendRtcp();
     }
@@ -1474,6 +1479,11 @@ export class PhoneCall {
   }
 
   /** Decoded audio received, optionally only since a time (Date.now()) or from one SSRC. */
+  /** Frames this phone sent more than `minLateMs` late between `since` and `until` (Date.now() ms). */
+  lateSends(since: number, until: number, minLateMs: number): number {
+    return this.media.lateSends.filter((l) => l.at >= since && l.at <= until && l.lateMs > minLateMs).length;
+  }
+
   audio(sel: AudioSelection = {}): Int16Array {
     return this.media.audio(sel);
   }

@@ -1,12 +1,12 @@
 /**
- * A call to tap, for the taps' integration tests: the real gateway (in this process), a
- * TapService on it, and two RtpPhones (alice calls bob) whose call is anchored in mediasoup.
+ * A call to tap, for the taps' integration tests: the real gateway (in this process) with
+ * its own TapService (worker threads and all), and two RtpPhones (alice calls bob) whose
+ * call is anchored in mediasoup.
  */
-import pino from 'pino';
 import type { Call } from '../../server/calls/call.js';
 import type { Gateway, GatewayOptions } from '../../server/gateway.js';
 import { goertzelPower } from '../../server/audio/tone.js';
-import { TapService } from '../../server/taps/tap-service.js';
+import type { TapService } from '../../server/taps/tap-service.js';
 import type { TapEvent } from '../../server/taps/tap.js';
 import { startTestGateway, waitFor } from './gateway.js';
 import { WsTapServer } from './ws-tap-server.js';
@@ -22,18 +22,17 @@ export interface TapRig {
 
 type GatewayConfig = Parameters<typeof startTestGateway>[0];
 
+/** `over`: the gateway's config for this rig (its taps section: limits, threads; allowed URLs). */
 export async function startRig(over: GatewayConfig = {}, opts: GatewayOptions = {}): Promise<TapRig> {
   const gw = await startTestGateway(over, opts);
-  const taps = new TapService({ calls: gw.calls, media: gw.media, log: pino({ level: process.env.TEST_LOG ?? 'silent' }) });
   const events: TapEvent[] = [];
-  taps.on('event', (e) => events.push(e));
+  gw.taps.on('event', (e) => events.push(e));
   const rig: TapRig = {
     gw,
-    taps,
+    taps: gw.taps,
     events,
     phones: [],
     async close() {
-      taps.close();
       for (const p of rig.phones) await p.close().catch(() => undefined);
       await gw.close();
     },

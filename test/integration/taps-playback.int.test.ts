@@ -65,6 +65,11 @@ function framePhases(pcm: Int16Array, rate: number, freq: number): number[] {
   return out;
 }
 
+/** The tap's playout queue as GET /api/taps shows it. */
+function queueOf(tap: Tap): { queuedMs: number; queueEmpty: boolean } {
+  return tap.toJSON() as { queuedMs: number; queueEmpty: boolean };
+}
+
 describe('audio taps: playing the server\'s audio into the call', () => {
   let rig: TapRig;
   let server: WsTapServer;
@@ -100,7 +105,7 @@ describe('audio taps: playing the server\'s audio into the call', () => {
           send();
           await sleep(1000);
           assert.ok(c.call.heardTone(freq, { since: since + 250, until: since + 950, skipMs: 0, minMs: 400 }), `alice hears ${freq} Hz`);
-          await waitFor('the queue to empty', () => tap.toJSON() && (tap as unknown as { queue: { empty: boolean } }).queue.empty, 3000);
+          await waitFor('the queue to empty', () => queueOf(tap).queueEmpty, 3000);
           await sleep(100);
         });
       }
@@ -145,20 +150,28 @@ describe('audio taps: playing the server\'s audio into the call', () => {
     try {
       const { tap, conn } = await tapOn(c.gwCall.id, { rate: 8000 });
       const pattern = ulawPattern(8000 * 30, 12345);
+      // when the first and the last frame were played, from the live counters (read each 5 ms)
       let first = 0;
       let last = 0;
-      tap.onPlayed = (_pcm, got) => {
-        if (got === 0) return;
-        last = performance.now();
-        if (first === 0) first = last;
-      };
+      const seen: string[] = [];
+      const watch = setInterval(() => {
+        const played = tap.counters.framesPlayed;
+        if (played > 0 && first === 0) {
+          first = performance.now();
+          seen.push(`first ${played} at ${first.toFixed(0)}`);
+        }
+        if (played >= 1500 && last === 0) {
+          last = performance.now();
+          seen.push(`last ${played} at ${last.toFixed(0)}`);
+        }
+      }, 5);
       const sentAt = Date.now();
       conn.send(le(pattern));
-      await waitFor('tap to play it all', () => tap.counters.framesPlayed >= 1500 && (tap as unknown as { queue: { empty: boolean } }).queue.empty, 35_000);
+      await waitFor('tap to play it all', () => tap.counters.framesPlayed >= 1500 && queueOf(tap).queueEmpty, 35_000).finally(() => clearInterval(watch));
       await sleep(200);
       assert.equal(tap.counters.framesPlayed, 1500, '1500 frames of 20 ms');
       const took = (last - first) / 1000;
-      assert.ok(Math.abs(took - 29.98) < 0.3, `played over ${took.toFixed(2)} s`);
+      assert.ok(Math.abs(took - 29.98) < 0.3, `played over ${took.toFixed(2)} s (${seen.join(', ')})`);
       const heard = c.call.audio({ since: sentAt - 50 });
       const at = indexOf(heard, pattern.subarray(0, 64));
       assert.ok(at >= 0, 'the start of the file reached alice');
@@ -193,7 +206,10 @@ describe('audio taps: playing the server\'s audio into the call', () => {
       const two = await markAt('two');
       assert.ok(one > 950 && one < 1150, `mark one after 1 s of audio (${one.toFixed(0)} ms)`);
       assert.ok(two > 1450 && two < 1650, `mark two after 1.5 s (${two.toFixed(0)} ms)`);
-      assert.deepEqual(rig.events.filter((e) => e.tapId === tap.id && e.name === 'mark').map((e) => (e.body as { name: string }).name), ['one', 'two']);
+      // the events come from the tap's thread as messages: they may trail what the server got
+      const marks = (): string[] => rig.events.filter((e) => e.tapId === tap.id && e.name === 'mark').map((e) => (e.body as { name: string }).name);
+      await waitFor('both mark events', () => marks().length >= 2, 1000);
+      assert.deepEqual(marks(), ['one', 'two']);
 
       // clear: 10 s queued, cleared after 1 s
       const pattern = ulawPattern(80_000, 777);
@@ -212,7 +228,7 @@ describe('audio taps: playing the server\'s audio into the call', () => {
       let n = 0;
       while (at + n < heard.length && heard[at + n] === pattern[n]) n++;
       assert.ok(n > 7000 && n < 9000, `about 1 s of the file was played (${n} samples), in order`);
-      assert.equal((tap as unknown as { queue: { queuedMs: number } }).queue.queuedMs, 0);
+      assert.equal(queueOf(tap).queuedMs, 0);
     } finally {
       await c.hangup();
     }
@@ -229,15 +245,18 @@ describe('audio taps: playing the server\'s audio into the call', () => {
       await waitFor('echo to play', () => tap.counters.framesPlayed > 10, 3000);
       const start = Date.now();
       await sleep(3000);
-      const heard = c.call.audio({ since: start, until: Date.now() - 100 });
+      const end = Date.now() - 100;
+      const heard = c.call.audio({ since: start, until: end });
       // once and in time: what is played is what was received, the queue does not grow
       const { framesReceived, framesPlayed } = tap.counters;
       assert.ok(Math.abs(framesReceived - framesPlayed) <= 5, `received ${framesReceived}, played ${framesPlayed}`);
-      assert.ok((tap as unknown as { queue: { queuedMs: number } }).queue.queuedMs < 100);
+      assert.ok(queueOf(tap).queuedMs < 100);
       // no gaps, in order, nothing lost or doubled: every 20 ms alice hears her tone, and its
-      // 440 Hz phase runs on without a jump. One hiccup (a silent frame, or the audio later by
-      // a frame) is allowed: a packet of the test's own phone (timers in this busy process)
-      // later than the tap's 40 ms jitter buffer goes to the echo server as silence.
+      // 440 Hz phase runs on without a jump. The tap runs in its own thread, so a hiccup (a
+      // silent frame, or the audio later by a frame) can only come from alice's own phone: a
+      // packet its timer (in this busy test process) sent more than a frame late may miss the
+      // tap's jitter buffer and reach the echo server as silence. So as many hiccups are
+      // allowed as alice sent frames that late, measured, and none when she was on time.
       const phases = framePhases(heard, 8000, 440);
       assert.ok(phases.length >= 100, `${heard.length} samples heard`);
       const hiccups: string[] = [];
@@ -255,7 +274,8 @@ describe('audio taps: playing the server\'s audio into the call', () => {
           ref = phases[k]!;
         }
       }
-      assert.ok(hiccups.length <= 1, hiccups.join('; '));
+      const late = c.call.lateSends(start - 200, end, 20);
+      assert.ok(hiccups.length <= late, `${hiccups.length} hiccups (${hiccups.join('; ')}) for ${late} frames alice sent over 20 ms late`);
       assert.ok(c.call.heardTone(440, { since: start }));
     } finally {
       await c.hangup();

@@ -12,7 +12,7 @@ import { classifySocketError, TapErrorCode } from '../../server/taps/errors.js';
 import { FrameClock } from '../../server/taps/frame-clock.js';
 import { L16Framer } from '../../server/taps/l16-framer.js';
 import { parseCommand, parseStartBody, TapInputError } from '../../server/taps/options.js';
-import { redact } from '../../server/taps/tap.js';
+import { redact } from '../../server/taps/redact.js';
 
 test('start options: defaults, aliases, and 400s with a reason', () => {
   const o = parseStartBody({ url: 'wss://asr.example.com/stream?token=x', mix: 'STEREO', rate: '16k', metadata: { a: 1 }, heartbeat: '5', extraHeaders: '{"Authorization":"Bearer t"}' });
