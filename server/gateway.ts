@@ -30,7 +30,7 @@ import { KnownDialogs } from './proxy/known-dialogs.js';
 import { Locality } from './proxy/locality.js';
 import { ProxyCore } from './proxy/proxy-core.js';
 import { Resolver } from './proxy/resolver.js';
-import { sipTapGate } from './taps/sip-tap-gate.js';
+import { sipTapGate } from './calls/sip-tap-gate.js';
 import { gatewayDnsLookup, systemLookup } from './taps/tap-lookup.js';
 import { TapUrlPolicy, type LookupFn } from './taps/url-policy.js';
 import { TapPort } from './media/tap-port.js';
@@ -47,9 +47,9 @@ import { Timers } from './sip/transaction/timers.js';
 import { TransactionLayer } from './sip/transaction/transaction-layer.js';
 import { TransportLayer } from './sip/transport/transport-layer.js';
 import { WsTransport } from './sip/transport/ws.js';
-import { callTapStarter, checkTapDefaults } from './taps/call-taps.js';
+import { callTapStarter, checkTapDefaults } from './calls/call-taps.js';
 import { TapService } from './taps/tap-service.js';
-import { wsbridgeApp } from './taps/wsbridge-app.js';
+import { wsbridgeApp } from './calls/wsbridge-app.js';
 
 export interface GatewayOptions {
   /** a routing script other than server/routing/script.ts (tests, embedding) */

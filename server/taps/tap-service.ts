@@ -12,8 +12,6 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Call } from '../calls/call.js';
-import type { CallRegistry } from '../calls/call-registry.js';
 import type { MediaService } from '../media/media-service.js';
 import type { CallInfo } from './dialect.js';
 import { contentTypeRate, wsbridgeUrl } from './dialects/wsbridge.js';
@@ -23,6 +21,24 @@ import { newTapId, Tap, type TapEvent } from './tap.js';
 import { TapWorkerPool } from './tap-worker-pool.js';
 import type { ResolvedAddress } from './url-policy.js';
 
+/**
+ * What taps need of a call (the calls floor's Call has it): taps sit below the call
+ * controller, which starts them; they follow a call through these few fields and events.
+ */
+export interface TappedCall {
+  readonly id: string;
+  readonly callId: string;
+  readonly state: string;
+  readonly caller: { uri: string };
+  readonly callee: { uri: string };
+}
+
+/** The calls a tap may follow (the calls floor's CallRegistry). */
+export interface TappedCalls {
+  get(id: string): TappedCall | undefined;
+  on(event: 'updated' | 'ended', listener: (call: TappedCall) => void): unknown;
+}
+
 export interface TapServiceEvents {
   /** every event of every tap (publish these on the gateway's event stream) */
   event: [TapEvent];
@@ -31,7 +47,7 @@ export interface TapServiceEvents {
 }
 
 export interface TapServiceDeps {
-  calls: CallRegistry;
+  calls: TappedCalls;
   media: MediaService | null;
   log: Logger;
   /** options every tap starts with (the config file's), overridden per tap */
@@ -57,7 +73,7 @@ export interface WsBridgeParams {
   connectTo?: ResolvedAddress;
 }
 
-function callInfo(call: Call): CallInfo {
+function callInfo(call: TappedCall): CallInfo {
   return { id: call.id, callId: call.callId, from: call.caller.uri, to: call.callee.uri };
 }
 
@@ -150,7 +166,7 @@ export class TapService extends EventEmitter<TapServiceEvents> {
   }
 
   /** Admission control said no: one event, one log line, and a 503 with the code. */
-  private refuse(call: Call, opts: TapStartOptions, why: string): never {
+  private refuse(call: TappedCall, opts: TapStartOptions, why: string): never {
     const message = `tap refused: ${why}`;
     this.log.warn({ call: call.id, code: TapErrorCode.OVERLOADED, taps: this.taps.size, threads: this.pool.info() }, message);
     this.emit('event', { tapId: newTapId(), callId: call.id, dialect: opts.dialect ?? 'audio_stream', name: 'error', body: { status: 'error', message: { code: TapErrorCode.OVERLOADED, error: message } }, at: new Date().toISOString() });
@@ -197,14 +213,14 @@ export class TapService extends EventEmitter<TapServiceEvents> {
     return this.taps.size;
   }
 
-  private callUpdated(call: Call): void {
+  private callUpdated(call: TappedCall): void {
     if (call.state !== 'answered') return;
     for (const tap of this.byCall.get(call.id) ?? []) {
       if (tap.state === 'pending') void tap.attach();
     }
   }
 
-  private callEnded(call: Call): void {
+  private callEnded(call: TappedCall): void {
     for (const tap of this.byCall.get(call.id) ?? []) tap.stop('call ended');
   }
 

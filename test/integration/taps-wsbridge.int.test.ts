@@ -12,7 +12,7 @@ import dgram from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { detectTone } from '../../server/audio/tone.js';
 import { TapUrlPolicy } from '../../server/taps/url-policy.js';
-import { wsbridgeApp } from '../../server/taps/wsbridge-app.js';
+import { wsbridgeApp } from '../../server/calls/wsbridge-app.js';
 import { waitFor } from '../helpers/gateway.js';
 import { buildSdp, offerFormats, parseSdp, planMedia, RtpMedia, RtpPhone, sleep } from '../helpers/rtp-phone.js';
 import { closeRigAndServer, concat, l16, rms, sineL16, startRigAndServer, type TapRig } from '../helpers/tap-call.js';

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import pino from 'pino';
 import { buildConfig, ConfigError } from '../../server/config/load.js';
 import { parseCommand, parseStartBody, parseUrl, TapInputError, withDefaults } from '../../server/taps/options.js';
-import { sipTapGate, tapSpecUrl } from '../../server/taps/sip-tap-gate.js';
+import { sipTapGate, tapSpecUrl } from '../../server/calls/sip-tap-gate.js';
 import { pinnedLookup } from '../../server/taps/tap-lookup.js';
 import { AllowedUrlError, parseAllowedUrl, TapUrlPolicy, TapUrlRefused, type LookupFn, type RefusalCode } from '../../server/taps/url-policy.js';
 import { stubDns } from '../helpers/stub-dns.js';

@@ -7,8 +7,8 @@
  */
 import type { Logger } from 'pino';
 import type { TapGate } from '../proxy/script-context.js';
-import { parseCommand, parseStartBody, TapInputError } from './options.js';
-import { TapUrlRefused, type TapUrlPolicy } from './url-policy.js';
+import { parseCommand, parseStartBody, TapInputError } from '../taps/options.js';
+import { TapUrlRefused, type TapUrlPolicy } from '../taps/url-policy.js';
 
 /** The URL a script's tap spec points at: a bare URL, a "start <url> ..." command, or options. */
 export function tapSpecUrl(spec: string | Record<string, unknown>): string {

@@ -3,12 +3,12 @@
  * e.g. from an X-Audio-Stream header): the calls floor's TapStarter, on the gateway's
  * TapService. A bad request is refused and logged; the call goes on without it.
  */
-import type { TapStarter } from '../calls/call-media.js';
+import type { TapStarter } from './call-media.js';
 import { ConfigError } from '../config/load.js';
-import { startChecked } from './checked-start.js';
-import { parseCommand, parseStartBody } from './options.js';
-import type { TapService } from './tap-service.js';
-import { TapUrlRefused, type TapUrlPolicy } from './url-policy.js';
+import { startChecked } from '../taps/checked-start.js';
+import { parseCommand, parseStartBody } from '../taps/options.js';
+import type { TapService } from '../taps/tap-service.js';
+import { TapUrlRefused, type TapUrlPolicy } from '../taps/url-policy.js';
 
 /**
  * Taps from SIP go through the URL policy (taps.allowedUrls, the resolved address checked and

@@ -6,11 +6,11 @@
  * the socket. The URL comes from SIP: it goes through the URL policy (taps.allowedUrls, the
  * resolved address checked and pinned) before anything connects.
  */
-import type { Call } from '../calls/call.js';
-import { wsbridgeUrl } from './dialects/wsbridge.js';
-import { parseUrl } from './options.js';
-import type { TapService } from './tap-service.js';
-import type { TapUrlPolicy } from './url-policy.js';
+import { wsbridgeUrl } from '../taps/dialects/wsbridge.js';
+import { parseUrl } from '../taps/options.js';
+import type { TapService } from '../taps/tap-service.js';
+import type { TapUrlPolicy } from '../taps/url-policy.js';
+import type { Call } from './call.js';
 
 export interface WsBridgeApp {
   codecs: string[];
