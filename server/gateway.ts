@@ -116,6 +116,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
         maxPort: m.maxPort,
         timeout: m.timeout,
         latchTimeout: m.latchTimeout,
+        latchPackets: m.latchPackets,
         checkInterval: m.checkInterval,
         routerIdleTimeout: m.routerIdleTimeout,
         workerLogLevel: m.workerLogLevel,

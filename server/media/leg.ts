@@ -42,6 +42,8 @@ export interface LegEvents {
   ready: [];
   /** media failed on this leg for good (DTLS failure, transport closed under us) */
   failed: [string];
+  /** something refused or odd on this leg, for the log (once per occurrence, not per packet) */
+  warning: [string];
 }
 
 export abstract class Leg extends EventEmitter<LegEvents> {
@@ -74,6 +76,15 @@ export abstract class Leg extends EventEmitter<LegEvents> {
   /** Creates (or re-creates) the producer for what the party sends, with these codecs. */
   abstract produce(): Promise<void>;
   abstract stats(): Promise<LegStats>;
+  /** whether what is consumed on this leg reaches the party now (connected, latched) */
+  abstract get canSend(): boolean;
+  /**
+   * RTP the party sent that never went through the worker (a phone's packets read while its
+   * source was learnt), taken once, to be relayed by injection (MediaSession.inject).
+   */
+  takeEarly(): Buffer[] {
+    return [];
+  }
   /** The periodic check: one stats request; a phone leg re-learns a changed SSRC here. */
   abstract poll(): Promise<{ bytesReceived: number; bytesSent: number }>;
   /** DTLS role we write in the SDP we send (webrtc legs) */
@@ -87,17 +98,7 @@ export abstract class Leg extends EventEmitter<LegEvents> {
     this.consumer?.close();
     this.consumer = null;
     this.consuming = producer.id;
-    const rtpCapabilities: RtpCapabilities = {
-      codecs: codecList(this.codecs).map(toCodecCapability),
-      headerExtensions: this.kind === 'webrtc' && this.midExtId !== null
-        ? [{ kind: 'audio', uri: MID_EXT, preferredId: this.midExtId, direction: 'sendrecv' }]
-        : [],
-    };
-    const consumer = await transport.consume({
-      producerId: producer.id,
-      rtpCapabilities,
-      ...(this.kind === 'webrtc' ? { mid: this.mid } : {}),
-    });
+    const consumer = await transport.consume(this.consumeOptions(producer));
     if (this.closed || this.consuming !== producer.id) {
       consumer.close();
       return;
@@ -109,6 +110,17 @@ export abstract class Leg extends EventEmitter<LegEvents> {
         this.consuming = null;
       }
     });
+  }
+
+  /** What a consumer of `producer` on this leg is asked for: this party's codecs and MID. */
+  consumeOptions(producer: Producer): { producerId: string; rtpCapabilities: RtpCapabilities; mid?: string } {
+    const rtpCapabilities: RtpCapabilities = {
+      codecs: codecList(this.codecs!).map(toCodecCapability),
+      headerExtensions: this.kind === 'webrtc' && this.midExtId !== null
+        ? [{ kind: 'audio', uri: MID_EXT, preferredId: this.midExtId, direction: 'sendrecv' }]
+        : [],
+    };
+    return { producerId: producer.id, rtpCapabilities, ...(this.kind === 'webrtc' ? { mid: this.mid } : {}) };
   }
 
   /** The SSRC our consumer sends with (for a=ssrc), once it exists. */
