@@ -239,11 +239,13 @@ export class MediaSession extends EventEmitter<SessionEvents> {
    * (same SSRC and codecs as the phone's producer) and a consumer on that leg, before the
    * phone's live stream is consumed there, so they arrive first. Three requests, once per
    * phone leg; the producer closes at once (its consumer with it) and the party sees the
-   * live stream's SSRC take over, as after any SSRC change.
+   * live stream's SSRC take over, as after any SSRC change. Towards phones only: a browser's
+   * DTLS comes up after a phone's first packets in every flow where it matters, and would only
+   * get them late, as a burst under a second SSRC.
    */
   private async inject(from: Leg, to: Leg): Promise<void> {
     const producer = from.producer;
-    if (!producer || producer.closed || !to.canSend || !to.codecs || !to.transport) return;
+    if (to.kind !== 'rtp' || !producer || producer.closed || !to.canSend || !to.codecs || !to.transport) return;
     const packets = from.takeEarly();
     if (!packets.length) return;
     const direct = await directTransport(this.router);
