@@ -13,7 +13,7 @@
  *   packets never does;
  * - the SDP may come after the first packets (a phone sends RTP as it sends its 200 OK): the
  *   sources seen so far are weighed again when it does.
- * Sources are bounded (`maxSources`, the oldest forgotten), and so are the packets kept of each.
+ * Sources are bounded (`maxSources`, the oldest forgotten).
  */
 
 export interface Source {
@@ -25,8 +25,8 @@ export interface Latched extends Source {
   ssrc: number;
   /** why this source was taken: the SDP's address, the source latched before, or probation */
   why: 'sdp' | 'previous' | 'probation';
-  /** the packets of this source and SSRC seen while learning, oldest first (to be relayed) */
-  packets: Buffer[];
+  /** packets of this source and SSRC seen while learning (the last of them latched) */
+  packets: number;
 }
 
 export interface LatchOptions {
@@ -34,15 +34,13 @@ export interface LatchOptions {
   probation: number;
   /** sources tracked at once */
   maxSources?: number;
-  /** packets kept per source */
-  maxPackets?: number;
 }
 
 interface Candidate extends Source {
   ssrc: number;
   seq: number;
   run: number;
-  packets: Buffer[];
+  packets: number;
 }
 
 export class RtpLatch {
@@ -81,15 +79,14 @@ export class RtpLatch {
       c.seq = seq;
     } else {
       if (c) this.candidates.delete(key);
-      c = { address: from.address, port: from.port, ssrc, seq, run: 1, packets: [] };
+      c = { address: from.address, port: from.port, ssrc, seq, run: 1, packets: 0 };
       if (this.candidates.size >= (this.opts.maxSources ?? 16)) {
         const oldest = this.candidates.keys().next().value;
         if (oldest !== undefined) this.candidates.delete(oldest);
       }
       this.candidates.set(key, c);
     }
-    c.packets.push(buf);
-    if (c.packets.length > (this.opts.maxPackets ?? 16)) c.packets.shift();
+    c.packets++;
     if (this.expected !== null && from.address === this.expected) return this.take(c, 'sdp');
     if (this.previous && this.previous.address === from.address && this.previous.port === from.port) return this.take(c, 'previous');
     if (c.run >= this.opts.probation) return this.take(c, 'probation');
@@ -98,7 +95,7 @@ export class RtpLatch {
 
   private take(c: Candidate, why: Latched['why']): Latched {
     this.candidates.delete(`${c.address}:${c.port}`);
-    this.ignored = [...this.candidates.values()].map((o) => `${o.address}:${o.port} (${o.packets.length} packets)`);
+    this.ignored = [...this.candidates.values()].map((o) => `${o.address}:${o.port} (${o.packets} packets)`);
     this.candidates.clear();
     return { address: c.address, port: c.port, ssrc: c.ssrc, why, packets: c.packets };
   }

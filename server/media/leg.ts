@@ -76,15 +76,7 @@ export abstract class Leg extends EventEmitter<LegEvents> {
   /** Creates (or re-creates) the producer for what the party sends, with these codecs. */
   abstract produce(): Promise<void>;
   abstract stats(): Promise<LegStats>;
-  /** whether what is consumed on this leg reaches the party now (connected, latched) */
-  abstract get canSend(): boolean;
-  /**
-   * RTP the party sent that never went through the worker (a phone's packets read while its
-   * source was learnt), taken once, to be relayed by injection (MediaSession.inject).
-   */
-  takeEarly(): Buffer[] {
-    return [];
-  }
+
   /** The periodic check: one stats request; a phone leg re-learns a changed SSRC here. */
   abstract poll(): Promise<{ bytesReceived: number; bytesSent: number }>;
   /** DTLS role we write in the SDP we send (webrtc legs) */

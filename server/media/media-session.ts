@@ -5,7 +5,7 @@
  * one at a time per call (a 183 and its 200 may race in).
  */
 import { EventEmitter } from 'node:events';
-import type { DirectTransport, Producer, Router } from 'mediasoup/types';
+import type { Producer, Router } from 'mediasoup/types';
 import { isDtmf, isRoutable, negotiate, type LegCodecs, type SdpCodec } from './codecs.js';
 import type { Leg, LegStats } from './leg.js';
 import { PlainLeg } from './plain-leg.js';
@@ -16,18 +16,6 @@ import { WebRtcLeg } from './webrtc-leg.js';
 
 export type Side = 'caller' | 'callee';
 
-/** One DirectTransport per router, made at its first use, for injected packets (inject). */
-function directTransport(router: Router): Promise<DirectTransport> {
-  let t = router.appData.direct as Promise<DirectTransport> | undefined;
-  if (!t) {
-    t = router.createDirectTransport();
-    router.appData.direct = t;
-    t.catch(() => {
-      if (router.appData.direct === t) delete router.appData.direct;
-    });
-  }
-  return t;
-}
 
 export interface SessionOptions {
   listenIp: string;
@@ -220,11 +208,9 @@ export class MediaSession extends EventEmitter<SessionEvents> {
     const caller = this.caller;
     const callee = this.connected !== null ? this.callees.get(this.connected) : undefined;
     const toCaller = this.overrides.get('caller') ?? callee?.producer;
-    if (callee && !this.overrides.has('caller')) await this.inject(callee, caller);
     if (toCaller && !toCaller.closed) await caller.consume(toCaller);
     const toCallee = this.overrides.get('callee') ?? caller.producer;
     for (const leg of this.callees.values()) {
-      if (!this.overrides.has('callee')) await this.inject(caller, leg);
       if (toCallee && !toCallee.closed) await leg.consume(toCallee);
     }
     for (const tap of this.taps) {
@@ -232,35 +218,6 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       await tap.listen('callee').catch(() => false);
     }
   }
-
-  /**
-   * The first packets a phone sent went to our sniffer, not through the worker: once the leg
-   * they are for can send, they are relayed through a producer of the router's DirectTransport
-   * (same SSRC and codecs as the phone's producer) and a consumer on that leg, before the
-   * phone's live stream is consumed there, so they arrive first. Three requests, once per
-   * phone leg; the producer closes at once (its consumer with it) and the party sees the
-   * live stream's SSRC take over, as after any SSRC change. Towards phones only: a browser's
-   * DTLS comes up after a phone's first packets in every flow where it matters, and would only
-   * get them late, as a burst under a second SSRC.
-   */
-  private async inject(from: Leg, to: Leg): Promise<void> {
-    const producer = from.producer;
-    if (to.kind !== 'rtp' || !producer || producer.closed || !to.canSend || !to.codecs || !to.transport) return;
-    const packets = from.takeEarly();
-    if (!packets.length) return;
-    const direct = await directTransport(this.router);
-    const early = await direct.produce({ kind: 'audio', rtpParameters: producer.rtpParameters });
-    try {
-      await to.transport.consume(to.consumeOptions(early));
-      for (const p of packets) early.send(p);
-      this.injected += packets.length;
-    } finally {
-      early.close();
-    }
-  }
-
-  /** packets relayed by injection (the learning phase's), for tests and metrics */
-  injected = 0;
 
   private connectedCallee(): Leg | null {
     return this.connected !== null ? (this.callees.get(this.connected) ?? null) : null;

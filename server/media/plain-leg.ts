@@ -20,9 +20,6 @@ import { RtpLatch, type Latched, type Source } from './latch.js';
 import { Leg, type LegStats, type LocalTransport } from './leg.js';
 import type { RemoteMedia } from './sdp.js';
 
-/** packets of the learning phase kept for injection (a second of 20 ms packets) */
-const MAX_EARLY = 50;
-
 export interface PlainLegOptions {
   listenIp: string;
   announcedAddress: string;
@@ -52,8 +49,6 @@ export class PlainLeg extends Leg {
   private lastSent = 0;
   private relearning = false;
   private readonly latch: RtpLatch;
-  /** the latched source's packets read by the sniffer (never relayed by the worker), oldest first */
-  private early: Buffer[] = [];
   /** checks of a leg that took the port without hearing the phone, until its traffic starts */
   private watch: NodeJS.Timeout | null = null;
   /** times the SSRC was learnt again, and how long the last take-over took (ms) */
@@ -78,17 +73,6 @@ export class PlainLeg extends Leg {
     return this.plain;
   }
 
-  get canSend(): boolean {
-    return this.plain !== null && !this.relearning && !this.closed;
-  }
-
-  /** The packets the sniffer read of the SSRC the producer now claims; taken once. */
-  override takeEarly(): Buffer[] {
-    const ssrc = this.learnt?.ssrc;
-    const out = this.early.filter((b) => b.readUInt32BE(8) === ssrc);
-    this.early = [];
-    return out;
-  }
 
   private get rtcpMux(): boolean {
     return this.remote?.rtcpMux ?? false;
@@ -133,12 +117,7 @@ export class PlainLeg extends Leg {
     sock.on('message', (msg, rinfo) => {
       // RTP version 2, and not RTCP (payload types 200-204 when muxed, RFC 5761 §4)
       if (msg.length < 12 || msg[0]! >> 6 !== 2 || (msg[1]! >= 200 && msg[1]! <= 204)) return;
-      if (this.sniffer !== sock) return;
-      if (this.learnt) {
-        // read after the latch, before the transport took the port: relayed with the first ones
-        if (rinfo.address === this.learnt.address && rinfo.port === this.learnt.port && this.early.length < MAX_EARLY) this.early.push(msg);
-        return;
-      }
+      if (this.sniffer !== sock || this.learnt) return;
       const latched = this.latch.packet(msg, { address: rinfo.address, port: rinfo.port });
       if (latched) this.latched(latched);
     });
@@ -178,7 +157,6 @@ export class PlainLeg extends Leg {
   /** The latch chose a source: the PlainTransport takes the port, connected to it. */
   private latched(l: Latched): void {
     this.learnt = { ssrc: l.ssrc, address: l.address, port: l.port, at: Date.now() };
-    this.early = l.packets.slice(-MAX_EARLY);
     if (this.latch.ignored.length) {
       this.emit('warning', `RTP ignored while learning where the phone sends from: ${this.latch.ignored.join(', ')}; latched to ${l.address}:${l.port} (${l.why === 'sdp' ? 'the SDP\'s address' : l.why === 'previous' ? 'its source before' : `${this.opts.latchPackets} packets in sequence`})`);
     }
@@ -323,7 +301,6 @@ export class PlainLeg extends Leg {
       this.plain = null;
       const before: Source | null = this.learnt ?? (plain?.tuple.remoteIp ? { address: plain.tuple.remoteIp, port: plain.tuple.remotePort! } : null);
       this.learnt = null;
-      this.early = [];
       this.latch.restart(before);
       this.latch.expect(this.remote?.address ?? null);
       await this.sniff();

@@ -37,10 +37,6 @@ export class WebRtcLeg extends Leg {
     return new WebRtcLeg(name, webrtc, opts);
   }
 
-  get canSend(): boolean {
-    return this.dtlsState === 'connected';
-  }
-
   get transport(): WebRtcTransport {
     return this.webrtc;
   }

@@ -192,8 +192,7 @@ export class WorkerPool {
     for (const w of this.workers) {
       const d = await w.dump();
       let transports = 0;
-      // the router's DirectTransport for injected packets (MediaSession) belongs to no call
-      for (const r of this.routers.get(w) ?? []) transports += (await r.dump()).transportIds.length - (r.appData.direct ? 1 : 0);
+      for (const r of this.routers.get(w) ?? []) transports += (await r.dump()).transportIds.length;
       out.push({ pid: w.pid, routers: d.routerIds.length, transports });
     }
     return out;

@@ -23,7 +23,7 @@ describe('RtpLatch', () => {
     const l = new RtpLatch({ probation: 4 });
     l.expect(phone.address);
     const got = l.packet(rtp(11, 100), phone);
-    assert.deepEqual({ ...got, packets: got?.packets.length }, { ...phone, ssrc: 11, why: 'sdp', packets: 1 });
+    assert.deepEqual(got, { ...phone, ssrc: 11, why: 'sdp', packets: 1 });
   });
 
   test('a few stray packets from elsewhere never latch; the phone still does', () => {
@@ -43,7 +43,7 @@ describe('RtpLatch', () => {
     assert.equal(l.packet(rtp(5, 3), phone), null);
     const got = l.packet(rtp(5, 4), phone);
     assert.equal(got?.why, 'probation');
-    assert.deepEqual(got?.packets.map((p) => p.readUInt16BE(2)), [1, 2, 3, 4]);
+    assert.equal(got?.packets, 4);
   });
 
   test('out of sequence, another SSRC, or wrapping: the run counts as it should', () => {
@@ -62,7 +62,7 @@ describe('RtpLatch', () => {
     assert.equal(l.packet(rtp(11, 50), phone), null);
     const got = l.expect(phone.address);
     assert.equal(got?.address, phone.address);
-    assert.equal(got?.packets.length, 1);
+    assert.equal(got?.packets, 1);
   });
 
   test('learning again trusts the source latched before', () => {
@@ -71,12 +71,11 @@ describe('RtpLatch', () => {
     assert.equal(l.packet(rtp(77, 1), phone)?.why, 'previous');
   });
 
-  test('bounded: sources and packets kept', () => {
-    const l = new RtpLatch({ probation: 1000, maxSources: 4, maxPackets: 3 });
+  test('bounded: the sources tracked', () => {
+    const l = new RtpLatch({ probation: 1000, maxSources: 4 });
     for (let i = 0; i < 100; i++) l.packet(rtp(1, 0), { address: `203.0.113.${i}`, port: 1000 });
     assert.equal(l.expect('203.0.113.0'), null); // forgotten: only the last 4 sources are kept
-    for (let i = 0; i < 10; i++) l.packet(rtp(2, i), outsider);
-    assert.equal(l.expect(outsider.address)?.packets.length, 3);
+    assert.equal(l.expect('203.0.113.99')?.packets, 1);
   });
 });
 
