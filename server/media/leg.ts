@@ -120,10 +120,13 @@ export abstract class Leg extends EventEmitter<LegEvents> {
     return this.consumer?.rtpParameters.encodings?.[0]?.ssrc ?? null;
   }
 
+  /**
+   * Ends the leg. Its producer and consumer live on its transport, which the subclass closes
+   * right after: they go with it in the same request (the far leg's consumer of our producer
+   * is closed by the worker), so they are not closed one by one (two requests fewer per leg).
+   */
   close(): void {
     this.closed = true;
-    this.consumer?.close();
-    this.producer?.close();
     this.consumer = null;
     this.producer = null;
     this.removeAllListeners();

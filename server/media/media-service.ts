@@ -58,6 +58,8 @@ export class MediaService extends EventEmitter<MediaEvents> {
   private ticks = 0;
   /** SSRCs (by worker) being looked for among the legs, so that a burst of reports asks once */
   private readonly ssrcChecks = new Set<string>();
+  /** workers whose legs are being searched for a reported SSRC */
+  private readonly searching = new Set<number>();
 
   constructor(private readonly opts: MediaOptions, private readonly log: Logger) {
     super();
@@ -220,21 +222,29 @@ export class MediaService extends EventEmitter<MediaEvents> {
    */
   private async adoptSsrc(pid: number, ssrc: number): Promise<void> {
     const key = `${pid}:${ssrc}`;
-    if (this.ssrcChecks.has(key)) return;
-    this.ssrcChecks.add(key);
-    try {
-      const legs: PlainLeg[] = [];
-      for (const s of this.sessions.values()) {
-        if (s.isClosed || (s.router.appData.worker as { pid?: number } | undefined)?.pid !== pid) continue;
-        for (const leg of s.legs()) if (leg instanceof PlainLeg && leg.relaying) legs.push(leg);
+    // one search per worker at a time; reports of the same SSRC keep coming until it is adopted
+    if (this.ssrcChecks.has(key) || this.searching.has(pid)) return;
+    const legs: PlainLeg[] = [];
+    for (const s of this.sessions.values()) {
+      if (s.isClosed || (s.router.appData.worker as { pid?: number } | undefined)?.pid !== pid) continue;
+      for (const leg of s.legs()) {
+        // a browser's SSRC is in its SDP, a phone's just learnt one has its producer on the way
+        // (their packets before the producer exists are reported too)
+        if (leg.remote?.ssrc === ssrc || (leg instanceof PlainLeg && leg.learntSsrc === ssrc)) return;
+        if (leg instanceof PlainLeg && leg.relaying) legs.push(leg);
       }
-      if (!legs.length) return;
+    }
+    if (!legs.length) return;
+    this.ssrcChecks.add(key);
+    this.searching.add(pid);
+    try {
       await Promise.all(legs.map((l) => l.counters()));
       await new Promise((r) => setTimeout(r, 30));
       const read = await Promise.all(legs.map(async (leg) => ({ leg, c: await leg.counters() })));
       const hit = read.filter((x) => x.c.unclaimed > 0 && x.c.claimed === 0).sort((a, b) => b.c.unclaimed - a.c.unclaimed)[0];
       if (hit) await hit.leg.adopt(ssrc);
     } finally {
+      this.searching.delete(pid);
       // reports of this SSRC still in flight when it was adopted are not asked about again
       setTimeout(() => this.ssrcChecks.delete(key), 100).unref();
     }

@@ -338,6 +338,11 @@ export class PlainLeg extends Leg {
     return { unclaimed, claimed, all };
   }
 
+  /** The SSRC learnt (or adopted) last: its producer exists or is being made. */
+  get learntSsrc(): number | null {
+    return this.learnt?.ssrc ?? null;
+  }
+
   /** Whether this leg relays now (its transport took the port), for the SSRC-change checks. */
   get relaying(): boolean {
     return this.plain !== null && !this.relearning && !this.closed;
