@@ -251,7 +251,7 @@ export class MediaService extends EventEmitter<MediaEvents> {
   }
 
   /**
-   * Every check interval, every fifth time: each leg's counters (one request per leg), for the
+   * Every check interval, every fifth (phones) or fifteenth (browsers) time: each leg's counters (one request per leg), for the
    * totals, for timeouts (parties silent for longer than the timeout end their call) and for
    * phones whose traffic stopped while other bytes arrive (PlainLeg.poll learns them again).
    */
@@ -260,12 +260,16 @@ export class MediaService extends EventEmitter<MediaEvents> {
     this.checking = true;
     try {
       const now = Date.now();
-      const everyLeg = ++this.ticks % 5 === 0;
+      // phones every fifth check (a phone that now sends from elsewhere is learnt again),
+      // browsers (ICE and DTLS keep their path) every fifteenth: timeouts are tens of seconds
+      const tick = ++this.ticks;
+      const phones = tick % 5 === 0;
+      const browsers = tick % 15 === 0;
       for (const [key, s] of [...this.sessions]) {
         if (s.isClosed) continue;
         for (const leg of s.legs()) {
           try {
-            if (everyLeg) await this.pollLeg(leg, now);
+            if (leg instanceof PlainLeg ? phones : browsers) await this.pollLeg(leg, now);
             if (s.answeredAt !== null && this.opts.timeout > 0 && leg.remote && leg.quietSince !== null) {
               // a party that is not meant to send (on hold: recvonly/inactive) cannot time out
               const sending = leg.remote.direction === 'sendrecv' || leg.remote.direction === 'sendonly';
