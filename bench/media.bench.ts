@@ -452,9 +452,9 @@ interface SippResult {
   leftovers: Record<string, unknown>;
   notes: string[];
   sipPing: ReturnType<SipPinger['stop']>;
-  /** mediasoup channel requests per call, first INVITE to the last call's end (gateway) */
+  /** mediasoup channel requests per call attempted, first INVITE to the last call's end (gateway) */
   channel: ChannelUse | null;
-  /** CPU seconds per successful call of the signalling process (gateway Node / Kamailio), in ms */
+  /** CPU per call attempted of the signalling process (gateway Node / Kamailio), in ms */
   signallingCpuMsPerCall: number;
 }
 
@@ -589,9 +589,10 @@ async function runSipp(t: Target): Promise<SippResult> {
   const plain = (c1[`${rk}_to_sipp_200`] ?? 0) - (c0[`${rk}_to_sipp_200`] ?? 0);
   notes.push(`the relay also sent SIPp ${nonRtp} shorter packets (RTCP), not counted as relayed RTP; ${relayed - plain} of the relayed RTP packets were longer than the 200 bytes (IP) SIPp sent`);
   const mediaCpuSeconds = t.mediaKeys.reduce((s, k) => s + (cpu.seconds[k] ?? 0), 0);
-  const channel = requestsPerCall(ch0, t.channelRequests(), successful);
+  // per call attempted: failed calls cost requests and CPU too
+  const channel = requestsPerCall(ch0, t.channelRequests(), calls);
   if (channel) notes.push(`mediasoup channel requests per call: ${f2(channel.perCall)} ${JSON.stringify(channel.methods)}`);
-  const signallingCpuMsPerCall = (1000 * (t.kind === 'gateway' ? (cpu.seconds['gw node'] ?? NaN) : (cpu.seconds.kamailio ?? NaN))) / Math.max(1, successful);
+  const signallingCpuMsPerCall = (1000 * (t.kind === 'gateway' ? (cpu.seconds['gw node'] ?? NaN) : (cpu.seconds.kamailio ?? NaN))) / Math.max(1, calls);
   notes.push(`${t.kind === 'gateway' ? 'Node' : 'Kamailio'} CPU per call: ${f2(signallingCpuMsPerCall)} ms`);
   const rtpengine = t.kind === 'anchor' ? Object.fromEntries(['Total managed sessions', 'Total relayed packets', 'Total relayed packet errors', 'Total number of 1-way streams', 'Total number of streams with no relayed packets'].map((k) => [k, (r1[k] ?? 0) - (r0[k] ?? 0)])) : undefined;
   return {
