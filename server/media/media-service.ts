@@ -72,8 +72,8 @@ export class MediaService extends EventEmitter<MediaEvents> {
         if (s.router.closed) this.fail(key, 'media worker died');
       }
     };
-    this.pool.onUnclaimedSsrc = (pid, ssrc) => {
-      this.adoptSsrc(pid, ssrc).catch((e: unknown) => this.log.debug({ err: e, pid, ssrc }, 'looking for a new SSRC failed'));
+    this.pool.onUnclaimedSsrc = (pid, ssrc, pt) => {
+      this.adoptSsrc(pid, ssrc, pt).catch((e: unknown) => this.log.debug({ err: e, pid, ssrc }, 'looking for a new SSRC failed'));
     };
   }
 
@@ -216,11 +216,12 @@ export class MediaService extends EventEmitter<MediaEvents> {
   /**
    * A worker dropped RTP of `ssrc` for want of a producer: some phone leg on it sends a new
    * SSRC from the source it latched to (strays from elsewhere are dropped before, unreported).
-   * Which one: the relaying phone legs of that worker are read twice, 30 ms apart; the one
+   * Which one: the relaying phone legs of that worker whose call uses that payload type are
+   * read twice, 30 ms apart; the one
    * whose bytes in between were all unclaimed (its traffic stopped being claimed) adopts it.
    * Only when a worker reports; a burst of reports for one SSRC asks once.
    */
-  private async adoptSsrc(pid: number, ssrc: number): Promise<void> {
+  private async adoptSsrc(pid: number, ssrc: number, pt: number): Promise<void> {
     const key = `${pid}:${ssrc}`;
     // one search per worker at a time; reports of the same SSRC keep coming until it is adopted
     if (this.ssrcChecks.has(key) || this.searching.has(pid)) return;
@@ -231,7 +232,8 @@ export class MediaService extends EventEmitter<MediaEvents> {
         // a browser's SSRC is in its SDP, a phone's just learnt one has its producer on the way
         // (their packets before the producer exists are reported too)
         if (leg.remote?.ssrc === ssrc || (leg instanceof PlainLeg && leg.learntSsrc === ssrc)) return;
-        if (leg instanceof PlainLeg && leg.relaying) legs.push(leg);
+        // a phone sends the payload types of its call (a browser's RTX or probes are others)
+        if (leg instanceof PlainLeg && leg.relaying && (leg.codecs?.media.pt === pt || leg.codecs?.dtmf?.pt === pt)) legs.push(leg);
       }
     }
     if (!legs.length) return;

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { ROUTER_CODECS } from './codecs.js';
 
 /** the worker's warning for RTP dropped for want of a producer (Transport::ReceiveRtpPacket) */
-const UNCLAIMED = /^\[pid:(\d+)\] .*no suitable Producer for received RTP packet \[ssrc:(\d+)/;
+const UNCLAIMED = /^\[pid:(\d+)\] .*no suitable Producer for received RTP packet \[ssrc:(\d+), payloadType:(\d+)/;
 const WARNINGS_PER_SECOND = 2000;
 const MUTE_MS = 10_000;
 
@@ -43,7 +43,7 @@ export class WorkerPool {
   /** called when a worker died (its routers are closed by then) */
   onWorkerDied: (worker: Worker) => void = () => {};
   /** a worker dropped RTP of an SSRC no producer of that transport claims */
-  onUnclaimedSsrc: (pid: number, ssrc: number) => void = () => {};
+  onUnclaimedSsrc: (pid: number, ssrc: number, payloadType: number) => void = () => {};
   /** rtp warnings per worker in the current second, to turn them off under a flood */
   private readonly warnings = new Map<number, { second: number; count: number; muted: boolean }>();
   private readonly routers = new Map<Worker, Set<Router>>();
@@ -69,7 +69,7 @@ export class WorkerPool {
       this.warnings.set(pid, w);
     }
     if (++w.count === WARNINGS_PER_SECOND && !w.muted) this.mute(pid, w);
-    this.onUnclaimedSsrc(pid, Number(m[2]));
+    this.onUnclaimedSsrc(pid, Number(m[2]), Number(m[3]));
   }
 
   /** Too many: the worker stops sending its rtp warnings for a while (the periodic check remains). */
