@@ -22,6 +22,13 @@ const UNCLAIMED = /^\[pid:(\d+)\] .*no suitable Producer for received RTP packet
 const WARNINGS_PER_SECOND = 2000;
 const MUTE_MS = 10_000;
 
+/** mediasoup's log listeners are one per process: they serve every pool started in it */
+const pools = new Set<WorkerPool>();
+function listen(pool: WorkerPool): void {
+  if (pools.size === 0) mediasoup.setLogEventListeners({ onwarn: (_namespace, log) => { for (const p of pools) p.workerWarning(log); } });
+  pools.add(pool);
+}
+
 export interface WorkerPoolOptions {
   count: number;
   logLevel: 'debug' | 'warn' | 'error' | 'none';
@@ -54,14 +61,16 @@ export class WorkerPool {
   constructor(private readonly opts: WorkerPoolOptions, private readonly log: Logger) {}
 
   async start(): Promise<void> {
-    mediasoup.setLogEventListeners({ onwarn: (_namespace, log) => this.workerWarning(log) });
+    listen(this);
     for (let i = 0; i < this.opts.count; i++) this.workers.push(await this.spawn());
   }
 
-  private workerWarning(log: string): void {
+  /** A warning one of the process's workers logged (each pool takes its own workers'). */
+  workerWarning(log: string): void {
     const m = UNCLAIMED.exec(log);
     if (!m) return;
     const pid = Number(m[1]);
+    if (!this.workers.some((w) => w.pid === pid)) return;
     const now = Math.floor(Date.now() / 1000);
     let w = this.warnings.get(pid);
     if (!w || w.second !== now) {
@@ -207,6 +216,7 @@ export class WorkerPool {
 
   close(): void {
     this.closed = true;
+    pools.delete(this);
     for (const entry of this.shared.values()) if (entry.idle) clearTimeout(entry.idle);
     this.shared.clear();
     for (const w of this.workers) w.close();
