@@ -44,6 +44,9 @@ export interface MediaEvents {
 
 export { SdpError };
 
+/** phone legs of one worker asked at most when it reports an SSRC nobody claims */
+const MAX_SEARCH = 64;
+
 export class MediaService extends EventEmitter<MediaEvents> {
   readonly pool: WorkerPool;
   private readonly ports: PortAllocator;
@@ -226,6 +229,7 @@ export class MediaService extends EventEmitter<MediaEvents> {
     // one search per worker at a time; reports of the same SSRC keep coming until it is adopted
     if (this.ssrcChecks.has(key) || this.searching.has(pid)) return;
     const legs: PlainLeg[] = [];
+    const unheard: PlainLeg[] = [];
     for (const s of this.sessions.values()) {
       if (s.isClosed || (s.router.appData.worker as { pid?: number } | undefined)?.pid !== pid) continue;
       for (const leg of s.legs()) {
@@ -233,13 +237,22 @@ export class MediaService extends EventEmitter<MediaEvents> {
         // (their packets before the producer exists are reported too)
         if (leg.remote?.ssrc === ssrc || (leg instanceof PlainLeg && leg.learntSsrc === ssrc)) return;
         // a phone sends the payload types of its call (a browser's RTX or probes are others)
-        if (leg instanceof PlainLeg && leg.relaying && (leg.codecs?.media.pt === pt || leg.codecs?.dtmf?.pt === pt)) legs.push(leg);
+        if (leg instanceof PlainLeg && leg.relaying && (leg.codecs?.media.pt === pt || leg.codecs?.dtmf?.pt === pt)) (leg.learntSsrc === null ? unheard : legs).push(leg);
       }
     }
-    if (!legs.length) return;
+    // bounded: past that many legs to ask, the periodic check (and a leg's own watch) learns it
+    if (!unheard.length && (!legs.length || legs.length > MAX_SEARCH)) return;
     this.ssrcChecks.add(key);
     this.searching.add(pid);
     try {
+      // a leg that took its port before hearing its phone (answered, nothing came in time)
+      // has no SSRC yet: one reading tells which of those few receives
+      if (unheard.length) {
+        const read = await Promise.all(unheard.slice(0, MAX_SEARCH).map(async (leg) => ({ leg, c: await leg.counters() })));
+        const hit = read.filter((x) => x.c.unclaimed > 0).sort((a, b) => b.c.unclaimed - a.c.unclaimed)[0];
+        if (hit) return await hit.leg.adopt(ssrc);
+      }
+      if (!legs.length || legs.length > MAX_SEARCH) return;
       await Promise.all(legs.map((l) => l.counters()));
       await new Promise((r) => setTimeout(r, 30));
       const read = await Promise.all(legs.map(async (leg) => ({ leg, c: await leg.counters() })));

@@ -19,7 +19,7 @@ import { ROUTER_CODECS } from './codecs.js';
 
 /** the worker's warning for RTP dropped for want of a producer (Transport::ReceiveRtpPacket) */
 const UNCLAIMED = /^\[pid:(\d+)\] .*no suitable Producer for received RTP packet \[ssrc:(\d+), payloadType:(\d+)/;
-const WARNINGS_PER_SECOND = 2000;
+const WARNINGS_PER_SECOND = 300;
 const MUTE_MS = 10_000;
 
 /** mediasoup's log listeners are one per process: they serve every pool started in it */
