@@ -73,7 +73,6 @@ export class PlainLeg extends Leg {
     return this.plain;
   }
 
-
   private get rtcpMux(): boolean {
     return this.remote?.rtcpMux ?? false;
   }
