@@ -226,8 +226,12 @@ export class MediaService extends EventEmitter<MediaEvents> {
    */
   private async adoptSsrc(pid: number, ssrc: number, pt: number): Promise<void> {
     const key = `${pid}:${ssrc}`;
-    // one search per worker at a time; reports of the same SSRC keep coming until it is adopted
+    // one search per worker at a time; reports of the same SSRC keep coming until it is
+    // adopted (or its producer, on the way, claims it): each SSRC is looked at once per 250 ms,
+    // so that a burst of reports costs one pass over the calls, not one per packet
     if (this.ssrcChecks.has(key) || this.searching.has(pid)) return;
+    this.ssrcChecks.add(key);
+    setTimeout(() => this.ssrcChecks.delete(key), 250).unref();
     const legs: PlainLeg[] = [];
     const unheard: PlainLeg[] = [];
     for (const s of this.sessions.values()) {
@@ -242,7 +246,6 @@ export class MediaService extends EventEmitter<MediaEvents> {
     }
     // bounded: past that many legs to ask, the periodic check (and a leg's own watch) learns it
     if (!unheard.length && (!legs.length || legs.length > MAX_SEARCH)) return;
-    this.ssrcChecks.add(key);
     this.searching.add(pid);
     try {
       // a leg that took its port before hearing its phone (answered, nothing came in time)
@@ -260,8 +263,6 @@ export class MediaService extends EventEmitter<MediaEvents> {
       if (hit) await hit.leg.adopt(ssrc);
     } finally {
       this.searching.delete(pid);
-      // reports of this SSRC still in flight when it was adopted are not asked about again
-      setTimeout(() => this.ssrcChecks.delete(key), 100).unref();
     }
   }
 
