@@ -105,8 +105,17 @@ const { values: opt } = parseArgs({
     'leftover-wait': { type: 'string', default: '5' },
     'quiet-max': { type: 'string', default: '40' },
     'quiet-wait': { type: 'string', default: '120' },
+    help: { type: 'boolean', default: false },
   },
 });
+
+if (opt.help) {
+  // the usage is this file's header comment
+  const src = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const header = /\/\*\*([\s\S]*?)\*\//.exec(src)?.[1] ?? '';
+  console.log(header.split('\n').map((l) => l.replace(/^ \* ?/, '')).join('\n').trim());
+  process.exit(0);
+}
 
 const PASSWORD = 'anchors';
 const CALLEE = 'uas';
