@@ -35,6 +35,9 @@
  *   of its Node process and workers beyond their idle set; rtpengine: its session count);
  * - what most likely bounded the run (machine, a generator, the server), and failures with
  *   their evidence (status, states, SDPs, in --out);
+ * - mediasoup channel requests per call (a wrapper preloaded into the gateway counts them,
+ *   bench/lib/channel-count.ts), and for SIPp the signalling process's CPU per call (Node or
+ *   Kamailio) and the share of packets offered to the relay but not relayed;
  * - then the ratios gateway/anchor: packets per media-CPU-second, and latency.
  *
  * SIPp does not count the RTP it receives: SIPp runs count it with kernel counters, a chain
@@ -102,8 +105,17 @@ const { values: opt } = parseArgs({
     'leftover-wait': { type: 'string', default: '5' },
     'quiet-max': { type: 'string', default: '40' },
     'quiet-wait': { type: 'string', default: '120' },
+    help: { type: 'boolean', default: false },
   },
 });
+
+if (opt.help) {
+  // the usage is this file's header comment
+  const src = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const header = /\/\*\*([\s\S]*?)\*\//.exec(src)?.[1] ?? '';
+  console.log(header.split('\n').map((l) => l.replace(/^ \* ?/, '')).join('\n').trim());
+  process.exit(0);
+}
 
 const PASSWORD = 'anchors';
 const CALLEE = 'uas';
@@ -261,6 +273,23 @@ interface Target {
   mediaKeys: string[];
   /** after the calls: what the server still holds */
   leftovers(): Promise<Record<string, unknown>>;
+  /** mediasoup channel requests of the gateway so far (null: not a gateway) */
+  channelRequests(): { total: number; methods: Record<string, number> } | null;
+}
+
+/** Channel requests between two readings, per call, and the methods that took most of them. */
+function requestsPerCall(a: ReturnType<Target['channelRequests']>, b: ReturnType<Target['channelRequests']>, calls: number): ChannelUse | null {
+  if (!a || !b || calls <= 0) return null;
+  const methods = Object.entries(b.methods)
+    .map(([m, n]): [string, number] => [m, (n - (a.methods[m] ?? 0)) / calls])
+    .filter(([, n]) => n > 0)
+    .sort((x, y) => y[1] - x[1]);
+  return { perCall: (b.total - a.total) / calls, methods: Object.fromEntries(methods.map(([m, n]) => [m, Math.round(n * 100) / 100])) };
+}
+
+interface ChannelUse {
+  perCall: number;
+  methods: Record<string, number>;
 }
 
 interface WebrtcResult {
@@ -282,6 +311,8 @@ interface WebrtcResult {
   failures: string[];
   leftovers: Record<string, unknown>;
   sipPing: ReturnType<SipPinger['stop']>;
+  /** mediasoup channel requests per call, setup to hang-up (gateway) */
+  channel: ChannelUse | null;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -301,6 +332,7 @@ async function runWebrtc(t: Target, n: number): Promise<WebrtcResult> {
   const phone = new Gen('phone-gen', 'media-gen-phone.js');
   const browsers = Array.from({ length: k }, (_, i) => new Gen(`webrtc-gen${i + 1}`, 'media-gen-webrtc.js'));
   const failures: string[] = [];
+  const ch0 = t.channelRequests();
   try {
     await phone.call('start', { target: t.sipTarget, user: CALLEE, password: PASSWORD });
     const users = Array.from({ length: n }, (_, i) => `wr${String(i + 1).padStart(4, '0')}`);
@@ -340,6 +372,8 @@ async function runWebrtc(t: Target, n: number): Promise<WebrtcResult> {
     await sleep(1500);
     const phoneCalls = await phone.call<any[]>('calls');
     const leftovers = await t.leftovers();
+    await sleep(300);
+    const channel = requestsPerCall(ch0, t.channelRequests(), n);
     // evidence of failures
     for (const c of perCall) {
       if (c.phase === 'failed' || c.error) {
@@ -383,6 +417,7 @@ async function runWebrtc(t: Target, n: number): Promise<WebrtcResult> {
       failures,
       leftovers,
       sipPing,
+      channel,
     };
   } finally {
     await Promise.all(browsers.map((g) => g.stop()));
@@ -426,6 +461,10 @@ interface SippResult {
   leftovers: Record<string, unknown>;
   notes: string[];
   sipPing: ReturnType<SipPinger['stop']>;
+  /** mediasoup channel requests per call attempted, first INVITE to the last call's end (gateway) */
+  channel: ChannelUse | null;
+  /** CPU per call attempted of the signalling process (gateway Node / Kamailio), in ms */
+  signallingCpuMsPerCall: number;
 }
 
 function toneFile(dir: string): void {
@@ -509,6 +548,7 @@ async function runSipp(t: Target): Promise<SippResult> {
   const uacPids: number[] = [];
   const groups: CpuGroups = { ...t.cpu, 'sipp uac': () => uacPids, 'sipp uas': () => [uas.child.pid!] };
   const c0 = counter?.read() ?? {};
+  const ch0 = t.channelRequests();
   const r0 = t.kind === 'anchor' ? rtpengineTotals() : {};
   const a = snapshot(groups);
   const uac = runProcess('sipp', ['-sf', path.join(scn, 'uac_call.xml'), t.sipTarget, '-i', '127.0.0.1', '-nostdin', '-timeout', `${maxS}s`, '-timeout_error', '-max_recv_loops', '1000',
@@ -542,6 +582,7 @@ async function runSipp(t: Target): Promise<SippResult> {
     notes.push(`INVITE->2xx from the capture (µs-precise, the anchors' lib/sip_latency.py): ${inviteLatency(path.join(dir, 'sip.pcap'), uacPort)}`);
   }
   const leftovers = await t.leftovers();
+  await sleep(300);
   const stat = sippStat(path.join(dir, 'uac_stat.csv'));
   notes.push(`SIP OPTIONS ping to the server every 50 ms during the run: RTT p50 ${ping.p50.toFixed(2)} ms, p99 ${ping.p99.toFixed(1)} ms, max ${ping.max.toFixed(0)} ms, ${ping.lost} unanswered (its SIP processing queue)`);
   if (drops > 0) notes.push(`the kernel dropped ${drops} datagrams on the server's SIP socket (receive buffer full)`);
@@ -557,6 +598,11 @@ async function runSipp(t: Target): Promise<SippResult> {
   const plain = (c1[`${rk}_to_sipp_200`] ?? 0) - (c0[`${rk}_to_sipp_200`] ?? 0);
   notes.push(`the relay also sent SIPp ${nonRtp} shorter packets (RTCP), not counted as relayed RTP; ${relayed - plain} of the relayed RTP packets were longer than the 200 bytes (IP) SIPp sent`);
   const mediaCpuSeconds = t.mediaKeys.reduce((s, k) => s + (cpu.seconds[k] ?? 0), 0);
+  // per call attempted: failed calls cost requests and CPU too
+  const channel = requestsPerCall(ch0, t.channelRequests(), calls);
+  if (channel) notes.push(`mediasoup channel requests per call: ${f2(channel.perCall)} ${JSON.stringify(channel.methods)}`);
+  const signallingCpuMsPerCall = (1000 * (t.kind === 'gateway' ? (cpu.seconds['gw node'] ?? NaN) : (cpu.seconds.kamailio ?? NaN))) / Math.max(1, calls);
+  notes.push(`${t.kind === 'gateway' ? 'Node' : 'Kamailio'} CPU per call: ${f2(signallingCpuMsPerCall)} ms`);
   const rtpengine = t.kind === 'anchor' ? Object.fromEntries(['Total managed sessions', 'Total relayed packets', 'Total relayed packet errors', 'Total number of 1-way streams', 'Total number of streams with no relayed packets'].map((k) => [k, (r1[k] ?? 0) - (r0[k] ?? 0)])) : undefined;
   return {
     server: t.name,
@@ -577,6 +623,8 @@ async function runSipp(t: Target): Promise<SippResult> {
     leftovers,
     notes,
     sipPing: ping,
+    channel,
+    signallingCpuMsPerCall,
   };
 }
 
@@ -605,6 +653,7 @@ function gatewayTarget(gw: GatewayProcess, baseline: string[]): Target {
     wsUrl: gw.wsUrl,
     cpu: { 'gw node': () => [gw.pid], 'gw workers': () => gw.workerPids(), ...Object.fromEntries(gw.workerPids().map((w) => [`proc worker ${w}`, () => [w]])) },
     mediaKeys: ['gw node', 'gw workers'],
+    channelRequests: () => gw.channelRequests(),
     leftovers: async () => {
       // calls the gateway still lists, and UDP sockets it (Node + workers) holds beyond its idle count
       const deadline = Date.now() + Number(opt['leftover-wait']) * 1000;
@@ -638,6 +687,7 @@ function anchorTarget(an: Anchors): Target {
     wsUrl: an.wsUrl,
     cpu: { rtpengine: () => [an.rtpenginePid], kamailio: () => [an.kamailioPid, ...childPids(an.kamailioPid)] },
     mediaKeys: ['rtpengine'],
+    channelRequests: () => null,
     leftovers: async () => {
       const deadline = Date.now() + 5000;
       let s = rtpengineSessions();
@@ -805,6 +855,7 @@ async function main(): Promise<void> {
             for (const f of r.failures.slice(0, 12)) console.log(`   ! ${f}`);
             if (r.failures.length > 12) console.log(`   ! ... ${r.failures.length - 12} more (see ${outDir})`);
             console.log(`   SIP OPTIONS ping RTT in the window: p50 ${r.sipPing.p50.toFixed(2)} ms, p99 ${r.sipPing.p99.toFixed(1)} ms, max ${r.sipPing.max.toFixed(0)} ms, ${r.sipPing.lost} unanswered`);
+            if (r.channel) console.log(`   mediasoup channel requests per call (setup to hang-up): ${f2(r.channel.perCall)} ${JSON.stringify(r.channel.methods)}`);
             console.log(`   setup: INVITE->200 p50 ${f0(r.setup.answeredP50)} ms, 200->DTLS connected p50 ${f0(r.setup.connectedP50)} ms (max ${f0(r.setup.connectedMax)}); after hang-up the server holds ${JSON.stringify(r.leftovers)}`);
           } catch (e) {
             console.error(`   run failed: ${(e as Error).stack}`);
@@ -850,7 +901,7 @@ async function main(): Promise<void> {
         p99: [g.toPhone.latency.p99 / k.toPhone.latency.p99, g.toBrowser.latency.p99 / k.toBrowser.latency.p99] as [number, number],
       };
       per.push(x);
-      ratios.push(`N=${n} round ${round}: pps ${f2(x.pps)}; pkts per media-CPU-s ${f2(x.cpu)} (Node + workers vs rtpengine), ${f2(x.workers)} (workers alone vs rtpengine); latency p50 ${f2(x.p50[0])}/${f2(x.p50[1])}, p99 ${f2(x.p99[0])}/${f2(x.p99[1])} (to phone/to browser)`);
+      ratios.push(`N=${n} round ${round}: pps ${f2(x.pps)}; pkts per media-CPU-s ${f2(x.cpu)} (Node + workers vs rtpengine), ${f2(x.workers)} (workers alone vs rtpengine); latency p50 ${f2(x.p50[0])}/${f2(x.p50[1])}, p99 ${f2(x.p99[0])}/${f2(x.p99[1])} (to phone/to browser); mediasoup channel requests per call ${g.channel ? f2(g.channel.perCall) : '-'}`);
     }
     if (per.length > 1) {
       ratios.push(`N=${n} median of ${per.length} rounds: pkts per media-CPU-s ${f2(median(per.map((x) => x.cpu)))} (Node + workers), ${f2(median(per.map((x) => x.workers)))} (workers alone); latency p50 ${f2(median(per.map((x) => x.p50[0])))}/${f2(median(per.map((x) => x.p50[1])))}, p99 ${f2(median(per.map((x) => x.p99[0])))}/${f2(median(per.map((x) => x.p99[1])))}`);
@@ -864,6 +915,9 @@ async function main(): Promise<void> {
     const gAll = gs.relayed / ((gs.cpu.seconds['gw workers'] ?? 0) + (gs.cpu.seconds['gw node'] ?? 0));
     const kRtpe = ks.relayed / (ks.cpu.seconds.rtpengine ?? NaN);
     const kAll = ks.relayed / ((ks.cpu.seconds.rtpengine ?? 0) + (ks.cpu.seconds.kamailio ?? 0));
+    const gNotRelayed = (gs.offered - gs.relayed) / Math.max(1, gs.offered);
+    const kNotRelayed = (ks.offered - ks.relayed) / Math.max(1, ks.offered);
+    ratios.push(`SIPp round ${round}: packets offered but not relayed ${f2(100 * gNotRelayed)} % / ${f2(100 * kNotRelayed)} %; signalling CPU per call (Node / Kamailio) ${f2(gs.signallingCpuMsPerCall)} / ${f2(ks.signallingCpuMsPerCall)} ms = ${f2(gs.signallingCpuMsPerCall / ks.signallingCpuMsPerCall)}; mediasoup channel requests per call ${gs.channel ? f2(gs.channel.perCall) : '-'}`);
     ratios.push(`SIPp round ${round}: calls ok ${gs.successful}/${ks.successful}; relayed pps ${f2(gs.pps / ks.pps)}; relayed packets per CPU-second: relay alone (mediasoup workers / rtpengine) ${f0(gWorkers)} / ${f0(kRtpe)} = ${f2(gWorkers / kRtpe)}; ` +
       `whole server (Node + workers / Kamailio + rtpengine, signalling included) ${f0(gAll)} / ${f0(kAll)} = ${f2(gAll / kAll)}; the bar: about 125000 per core for rtpengine`);
   }

@@ -311,6 +311,7 @@ async function startMedia(config: Config, advertise: string, log: Logger): Promi
     maxPort: m.maxPort,
     timeout: m.timeout,
     latchTimeout: m.latchTimeout,
+    latchPackets: m.latchPackets,
     checkInterval: m.checkInterval,
     routerIdleTimeout: m.routerIdleTimeout,
     workerLogLevel: m.workerLogLevel,

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { projectRoot } from '../../server/paths.js';
 import { anchorsDir, freePort } from './servers.js';
 
@@ -81,6 +82,8 @@ export interface GatewayProcess {
   workerPids(): number[];
   /** GET /api/<path> as JSON */
   api(p: string): Promise<any>;
+  /** requests its Node process sent to its mediasoup workers so far (bench/lib/channel-count.ts) */
+  channelRequests(): { total: number; methods: Record<string, number> };
   stop(): Promise<void>;
 }
 
@@ -102,8 +105,12 @@ export async function startGateway(config: Record<string, unknown>, logDir: stri
   const out = fs.openSync(logFile, 'a');
   // e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway under load
   const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, path.join(projectRoot, 'dist', 'server', 'main.js'), '--config', file], {
+  // mediasoup channel requests are counted by a preloaded wrapper, written to this file
+  const countFile = path.join(logDir, `gateway-${udpPort}.channel.json`);
+  const counting = ['--import', pathToFileURL(path.join(projectRoot, 'dist', 'bench', 'lib', 'channel-count.js')).href];
+  const child: ChildProcess = spawn(process.execPath, [...counting, ...nodeArgs, path.join(projectRoot, 'dist', 'server', 'main.js'), '--config', file], {
     stdio: ['ignore', out, out],
+    env: { ...process.env, CHANNEL_COUNT_FILE: countFile },
   });
   fs.closeSync(out);
   let exited = false;
@@ -134,6 +141,13 @@ export async function startGateway(config: Record<string, unknown>, logDir: stri
     logFile,
     workerPids: () => childPids(pid),
     api: async (p) => (await fetch(`http://127.0.0.1:${httpPort}/api/${p}`)).json(),
+    channelRequests: () => {
+      try {
+        return JSON.parse(fs.readFileSync(countFile, 'utf8')) as { total: number; methods: Record<string, number> };
+      } catch {
+        return { total: NaN, methods: {} };
+      }
+    },
     stop: async () => {
       if (exited) return;
       const workers = childPids(pid);

@@ -42,6 +42,8 @@ export interface LegEvents {
   ready: [];
   /** media failed on this leg for good (DTLS failure, transport closed under us) */
   failed: [string];
+  /** something refused or odd on this leg, for the log (once per occurrence, not per packet) */
+  warning: [string];
 }
 
 export abstract class Leg extends EventEmitter<LegEvents> {
@@ -74,6 +76,7 @@ export abstract class Leg extends EventEmitter<LegEvents> {
   /** Creates (or re-creates) the producer for what the party sends, with these codecs. */
   abstract produce(): Promise<void>;
   abstract stats(): Promise<LegStats>;
+
   /** The periodic check: one stats request; a phone leg re-learns a changed SSRC here. */
   abstract poll(): Promise<{ bytesReceived: number; bytesSent: number }>;
   /** DTLS role we write in the SDP we send (webrtc legs) */
@@ -87,17 +90,7 @@ export abstract class Leg extends EventEmitter<LegEvents> {
     this.consumer?.close();
     this.consumer = null;
     this.consuming = producer.id;
-    const rtpCapabilities: RtpCapabilities = {
-      codecs: codecList(this.codecs).map(toCodecCapability),
-      headerExtensions: this.kind === 'webrtc' && this.midExtId !== null
-        ? [{ kind: 'audio', uri: MID_EXT, preferredId: this.midExtId, direction: 'sendrecv' }]
-        : [],
-    };
-    const consumer = await transport.consume({
-      producerId: producer.id,
-      rtpCapabilities,
-      ...(this.kind === 'webrtc' ? { mid: this.mid } : {}),
-    });
+    const consumer = await transport.consume(this.consumeOptions(producer));
     if (this.closed || this.consuming !== producer.id) {
       consumer.close();
       return;
@@ -111,15 +104,29 @@ export abstract class Leg extends EventEmitter<LegEvents> {
     });
   }
 
+  /** What a consumer of `producer` on this leg is asked for: this party's codecs and MID. */
+  consumeOptions(producer: Producer): { producerId: string; rtpCapabilities: RtpCapabilities; mid?: string } {
+    const rtpCapabilities: RtpCapabilities = {
+      codecs: codecList(this.codecs!).map(toCodecCapability),
+      headerExtensions: this.kind === 'webrtc' && this.midExtId !== null
+        ? [{ kind: 'audio', uri: MID_EXT, preferredId: this.midExtId, direction: 'sendrecv' }]
+        : [],
+    };
+    return { producerId: producer.id, rtpCapabilities, ...(this.kind === 'webrtc' ? { mid: this.mid } : {}) };
+  }
+
   /** The SSRC our consumer sends with (for a=ssrc), once it exists. */
   get consumerSsrc(): number | null {
     return this.consumer?.rtpParameters.encodings?.[0]?.ssrc ?? null;
   }
 
+  /**
+   * Ends the leg. Its producer and consumer live on its transport, which the subclass closes
+   * right after: they go with it in the same request (the far leg's consumer of our producer
+   * is closed by the worker), so they are not closed one by one (two requests fewer per leg).
+   */
   close(): void {
     this.closed = true;
-    this.consumer?.close();
-    this.producer?.close();
     this.consumer = null;
     this.producer = null;
     this.removeAllListeners();

@@ -1,8 +1,10 @@
 /**
  * rtpengine's contract, done with mediasoup: offer / answer / delete by call, driven by the
  * routing script's flags. Signalling gets SDP text back and never sees a mediasoup object.
- * Also watches every call's media once a second: learns changed SSRCs, and ends calls whose
- * media stopped (rtpengine's --timeout).
+ * A phone's new SSRC is adopted when its worker reports RTP nobody claims (event-driven);
+ * every call's counters are read every fifth check, to end calls whose media stopped
+ * (rtpengine's --timeout) and to learn again where a phone's traffic stopped while other
+ * bytes arrive (a NAT rebinding).
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -26,6 +28,8 @@ export interface MediaOptions {
   timeout: number;
   /** ms to wait for a phone's first packet before sending to its SDP address anyway */
   latchTimeout: number;
+  /** in-sequence packets of one SSRC needed from a source a phone's SDP does not name before latching to it */
+  latchPackets: number;
   /** ms between checks of every call's media */
   checkInterval: number;
   /** seconds an idle shared router waits for the next call */
@@ -40,6 +44,9 @@ export interface MediaEvents {
 
 export { SdpError };
 
+/** phone legs of one worker asked at most when it reports an SSRC nobody claims */
+const MAX_SEARCH = 64;
+
 export class MediaService extends EventEmitter<MediaEvents> {
   readonly pool: WorkerPool;
   private readonly ports: PortAllocator;
@@ -52,6 +59,10 @@ export class MediaService extends EventEmitter<MediaEvents> {
   private checker: NodeJS.Timeout | null = null;
   private checking = false;
   private ticks = 0;
+  /** SSRCs (by worker) being looked for among the legs, so that a burst of reports asks once */
+  private readonly ssrcChecks = new Set<string>();
+  /** workers whose legs are being searched for a reported SSRC */
+  private readonly searching = new Set<number>();
 
   constructor(private readonly opts: MediaOptions, private readonly log: Logger) {
     super();
@@ -63,6 +74,9 @@ export class MediaService extends EventEmitter<MediaEvents> {
       for (const [key, s] of this.sessions) {
         if (s.router.closed) this.fail(key, 'media worker died');
       }
+    };
+    this.pool.onUnclaimedSsrc = (pid, ssrc, pt) => {
+      this.adoptSsrc(pid, ssrc, pt).catch((e: unknown) => this.log.debug({ err: e, pid, ssrc }, 'looking for a new SSRC failed'));
     };
   }
 
@@ -87,7 +101,7 @@ export class MediaService extends EventEmitter<MediaEvents> {
         // the offer itself is refused a moment later, with its reason
       }
       p = this.pool.acquire(routerCodecsFor(codecs)).then((router) => {
-        const session = new MediaSession(router, () => this.pool.release(router), this.ports, { listenIp: this.opts.listenIp, announcedAddress: this.opts.announcedAddress, latchTimeout: this.opts.latchTimeout });
+        const session = new MediaSession(router, () => this.pool.release(router), this.ports, { listenIp: this.opts.listenIp, announcedAddress: this.opts.announcedAddress, latchTimeout: this.opts.latchTimeout, latchPackets: this.opts.latchPackets });
         session.on('failed', (why) => this.fail(key, why));
         session.on('warning', (msg) => this.log.warn({ call: key }, msg));
         this.sessions.set(key, session);
@@ -203,21 +217,75 @@ export class MediaService extends EventEmitter<MediaEvents> {
   }
 
   /**
-   * Every check interval: phone legs are asked whether RTP arrives that no producer claims
-   * (a new SSRC; about 50 µs of Node per leg); browser legs, whose SSRC is signalled, every
-   * fifth check. Parties silent for longer than the timeout end their call.
+   * A worker dropped RTP of `ssrc` for want of a producer: some phone leg on it sends a new
+   * SSRC from the source it latched to (strays from elsewhere are dropped before, unreported).
+   * Which one: the relaying phone legs of that worker whose call uses that payload type are
+   * read twice, 30 ms apart; the one
+   * whose bytes in between were all unclaimed (its traffic stopped being claimed) adopts it.
+   * Only when a worker reports; a burst of reports for one SSRC asks once.
+   */
+  private async adoptSsrc(pid: number, ssrc: number, pt: number): Promise<void> {
+    const key = `${pid}:${ssrc}`;
+    // one search per worker at a time; reports of the same SSRC keep coming until it is
+    // adopted (or its producer, on the way, claims it): each SSRC is looked at once per 250 ms,
+    // so that a burst of reports costs one pass over the calls, not one per packet
+    if (this.ssrcChecks.has(key) || this.searching.has(pid)) return;
+    this.ssrcChecks.add(key);
+    setTimeout(() => this.ssrcChecks.delete(key), 250).unref();
+    const legs: PlainLeg[] = [];
+    const unheard: PlainLeg[] = [];
+    for (const s of this.sessions.values()) {
+      if (s.isClosed || (s.router.appData.worker as { pid?: number } | undefined)?.pid !== pid) continue;
+      for (const leg of s.legs()) {
+        // a browser's SSRC is in its SDP, a phone's just learnt one has its producer on the way
+        // (their packets before the producer exists are reported too)
+        if (leg.remote?.ssrc === ssrc || (leg instanceof PlainLeg && leg.learntSsrc === ssrc)) return;
+        // a phone sends the payload types of its call (a browser's RTX or probes are others)
+        if (leg instanceof PlainLeg && leg.relaying && (leg.codecs?.media.pt === pt || leg.codecs?.dtmf?.pt === pt)) (leg.learntSsrc === null ? unheard : legs).push(leg);
+      }
+    }
+    // bounded: past that many legs to ask, the periodic check (and a leg's own watch) learns it
+    if (!unheard.length && (!legs.length || legs.length > MAX_SEARCH)) return;
+    this.searching.add(pid);
+    try {
+      // a leg that took its port before hearing its phone (answered, nothing came in time)
+      // has no SSRC yet: one reading tells which of those few receives
+      if (unheard.length) {
+        const read = await Promise.all(unheard.slice(0, MAX_SEARCH).map(async (leg) => ({ leg, c: await leg.counters() })));
+        const hit = read.filter((x) => x.c.unclaimed > 0).sort((a, b) => b.c.unclaimed - a.c.unclaimed)[0];
+        if (hit) return await hit.leg.adopt(ssrc);
+      }
+      if (!legs.length || legs.length > MAX_SEARCH) return;
+      await Promise.all(legs.map((l) => l.counters()));
+      await new Promise((r) => setTimeout(r, 30));
+      const read = await Promise.all(legs.map(async (leg) => ({ leg, c: await leg.counters() })));
+      const hit = read.filter((x) => x.c.unclaimed > 0 && x.c.claimed === 0).sort((a, b) => b.c.unclaimed - a.c.unclaimed)[0];
+      if (hit) await hit.leg.adopt(ssrc);
+    } finally {
+      this.searching.delete(pid);
+    }
+  }
+
+  /**
+   * Every check interval, every fifth (phones) or fifteenth (browsers) time: each leg's counters (one request per leg), for the
+   * totals, for timeouts (parties silent for longer than the timeout end their call) and for
+   * phones whose traffic stopped while other bytes arrive (PlainLeg.poll learns them again).
    */
   private async check(): Promise<void> {
     if (this.checking) return;
     this.checking = true;
     try {
       const now = Date.now();
-      const everyLeg = ++this.ticks % 5 === 0;
+      // phones every fifth check (a phone that now sends from elsewhere is learnt again),
+      // browsers (ICE and DTLS keep their path) every fifteenth: timeouts are tens of seconds
+      const tick = ++this.ticks;
+      const phones = tick % 5 === 0;
+      const browsers = tick % 15 === 0;
       for (const [key, s] of [...this.sessions]) {
         if (s.isClosed) continue;
         for (const leg of s.legs()) {
           try {
-            if (everyLeg || leg instanceof PlainLeg) await this.pollLeg(leg, now);
+            if (leg instanceof PlainLeg ? phones : browsers) await this.pollLeg(leg, now);
             if (s.answeredAt !== null && this.opts.timeout > 0 && leg.remote && leg.quietSince !== null) {
               // a party that is not meant to send (on hold: recvonly/inactive) cannot time out
               const sending = leg.remote.direction === 'sendrecv' || leg.remote.direction === 'sendonly';

@@ -17,10 +17,12 @@ import { WebRtcLeg } from './webrtc-leg.js';
 
 export type { Side } from '../sip/dialog.js';
 
+
 export interface SessionOptions {
   listenIp: string;
   announcedAddress: string;
   latchTimeout: number;
+  latchPackets: number;
 }
 
 interface Offer {
@@ -89,7 +91,7 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       try {
         leg = kind === 'webrtc'
           ? await WebRtcLeg.create(name, this.router, base)
-          : await PlainLeg.create(name, this.router, { ...base, latchTimeout: this.opts.latchTimeout });
+          : await PlainLeg.create(name, this.router, { ...base, latchTimeout: this.opts.latchTimeout, latchPackets: this.opts.latchPackets });
       } catch (e) {
         const busy = (e as NodeJS.ErrnoException).code === 'EADDRINUSE' || /address already in use|EADDRINUSE/i.test(String((e as Error).message));
         if (!busy || attempt >= 20) throw e;
@@ -105,6 +107,7 @@ export class MediaSession extends EventEmitter<SessionEvents> {
     leg.on('producer', rewire);
     leg.on('ready', rewire);
     leg.on('failed', (why) => this.emit('failed', `${name}: ${why}`));
+    leg.on('warning', (msg) => this.emit('warning', `${name}: ${msg}`));
     if (side === 'caller') this.caller = leg;
     else this.callees.set(branch, leg);
     return leg;

@@ -1,18 +1,22 @@
 /**
  * A desk phone's leg: plain RTP/AVP on a PlainTransport, latched to where the phone really
- * sends from (symmetric RTP behind NAT).
+ * sends from (symmetric RTP behind NAT), and to nothing else (latch.ts: no RTP bleed).
  *
  * mediasoup routes RTP by SSRC and drops, silently, what no producer claims; phones do not
  * announce their SSRC and may change it (re-INVITE, a transfer behind the phone). So the
- * leg learns it: until the SSRC is known a plain UDP socket of ours holds the port and reads
- * the first RTP packet (its SSRC and source address), then hands the port to a PlainTransport
- * connected to that source, and a producer for that SSRC. A later change shows as bytes the
- * transport receives while its producer counts none; the leg then learns again. No
- * JavaScript runs per packet: only the first packet of each SSRC passes through Node.
+ * leg learns it: until the phone's source is known a plain UDP socket of ours holds the port
+ * and weighs the first RTP packets (RtpLatch: the SDP's address at once, another source after
+ * a few packets in sequence), then hands the port to a PlainTransport connected to that
+ * source (from then on the worker drops anything from elsewhere), and a producer for that
+ * SSRC. A new SSRC from the same source is adopted on the same transport, told by the
+ * worker (MediaService hears its "no suitable Producer" warning); a phone whose traffic
+ * stopped while other bytes arrive is learnt again with the sniffer. No JavaScript runs per
+ * packet: only the packets of the learning phase pass through Node.
  */
 import dgram from 'node:dgram';
 import type { PlainTransport, Router } from 'mediasoup/types';
 import { codecList, toRtpCodec } from './codecs.js';
+import { RtpLatch, type Latched, type Source } from './latch.js';
 import { Leg, type LegStats, type LocalTransport } from './leg.js';
 import type { RemoteMedia } from './sdp.js';
 
@@ -21,8 +25,10 @@ export interface PlainLegOptions {
   announcedAddress: string;
   /** even RTP port; RTCP on port + 1 unless rtcp-mux */
   port: number;
-  /** ms to wait for the phone's first packet before sending to its SDP address anyway */
+  /** ms to wait, once the call is answered, for the phone's first packet before sending to its SDP address anyway */
   latchTimeout: number;
+  /** in-sequence packets of one SSRC needed from a source the SDP does not name before latching to it */
+  latchPackets: number;
 }
 
 interface Learnt {
@@ -42,6 +48,9 @@ export class PlainLeg extends Leg {
   private lastClaimed = 0;
   private lastSent = 0;
   private relearning = false;
+  private readonly latch: RtpLatch;
+  /** checks of a leg that took the port without hearing the phone, until its traffic starts */
+  private watch: NodeJS.Timeout | null = null;
   /** times the SSRC was learnt again, and how long the last take-over took (ms) */
   relearnCount = 0;
   lastLearnMs = 0;
@@ -51,6 +60,7 @@ export class PlainLeg extends Leg {
 
   private constructor(name: string, private readonly router: Router, private readonly opts: PlainLegOptions) {
     super(name, 'rtp');
+    this.latch = new RtpLatch({ probation: Math.max(1, opts.latchPackets) });
   }
 
   static async create(name: string, router: Router, opts: PlainLegOptions): Promise<PlainLeg> {
@@ -106,9 +116,9 @@ export class PlainLeg extends Leg {
     sock.on('message', (msg, rinfo) => {
       // RTP version 2, and not RTCP (payload types 200-204 when muxed, RFC 5761 §4)
       if (msg.length < 12 || msg[0]! >> 6 !== 2 || (msg[1]! >= 200 && msg[1]! <= 204)) return;
-      if (this.sniffer !== sock) return;
-      this.learnt = { ssrc: msg.readUInt32BE(8), address: rinfo.address, port: rinfo.port, at: Date.now() };
-      this.takeOver().catch((e: unknown) => this.emit('failed', `could not take over the RTP port: ${(e as Error).message}`));
+      if (this.sniffer !== sock || this.learnt) return;
+      const latched = this.latch.packet(msg, { address: rinfo.address, port: rinfo.port });
+      if (latched) this.latched(latched);
     });
     return new Promise((resolve, reject) => {
       sock.once('error', (e) => {
@@ -143,6 +153,15 @@ export class PlainLeg extends Leg {
     });
   }
 
+  /** The latch chose a source: the PlainTransport takes the port, connected to it. */
+  private latched(l: Latched): void {
+    this.learnt = { ssrc: l.ssrc, address: l.address, port: l.port, at: Date.now() };
+    if (this.latch.ignored.length) {
+      this.emit('warning', `RTP ignored while learning where the phone sends from: ${this.latch.ignored.join(', ')}; latched to ${l.address}:${l.port} (${l.why === 'sdp' ? 'the SDP\'s address' : l.why === 'previous' ? 'its source before' : `${this.opts.latchPackets} packets in sequence`})`);
+    }
+    this.takeOver().catch((e: unknown) => this.emit('failed', `could not take over the RTP port: ${(e as Error).message}`));
+  }
+
   /** The sniffer has what it needs (or waited long enough): the PlainTransport takes the port. */
   private takeOver(): Promise<void> {
     if (this.building) return this.building;
@@ -174,15 +193,39 @@ export class PlainLeg extends Leg {
     const r = this.remote;
     const address = this.learnt?.address ?? r?.address;
     const port = this.learnt?.port ?? r?.port;
-    if (address && port && address !== '0.0.0.0') {
-      const rtcpPort = mux ? undefined : this.learnt ? this.learnt.port + 1 : (r?.rtcpPort ?? port + 1);
-      await plain.connect({ ip: address, port, ...(rtcpPort !== undefined ? { rtcpPort } : {}) });
-    }
     this.lastBytes = 0;
     this.lastClaimed = 0;
     if (this.learnt) this.lastLearnMs = Date.now() - this.learnStarted;
+    // connect, produce and the far leg's consume go out together (the worker takes them in
+    // order): the port is unclaimed for as short a time as can be
+    let connecting: Promise<void> = Promise.resolve();
+    if (address && port && address !== '0.0.0.0') {
+      const rtcpPort = mux ? undefined : this.learnt ? this.learnt.port + 1 : (r?.rtcpPort ?? port + 1);
+      connecting = plain.connect({ ip: address, port, ...(rtcpPort !== undefined ? { rtcpPort } : {}) });
+    }
+    const producing = this.produce();
     this.emit('ready');
-    await this.produce();
+    await Promise.all([connecting, producing]);
+    if (!this.learnt) this.watchStart();
+  }
+
+  /**
+   * The port was taken without hearing the phone (it had sent nothing when the call was
+   * answered): check a few times, at growing intervals, whether it sends now from somewhere
+   * its transport does not take (behind NAT), until its traffic starts.
+   */
+  private watchStart(): void {
+    const delays = [200, 400, 800, 1600, 3200];
+    const next = (i: number): void => {
+      if (i >= delays.length || this.closed) return;
+      this.watch = setTimeout(() => {
+        this.watch = null;
+        if (this.closed || this.learnt || !this.plain) return;
+        this.poll().then(() => next(i + 1), () => next(i + 1));
+      }, delays[i]);
+      this.watch.unref();
+    };
+    next(0);
   }
 
   async setRemote(remote: RemoteMedia): Promise<void> {
@@ -194,13 +237,25 @@ export class PlainLeg extends Leg {
       if (moved && !(this.learnt && this.learnt.address === remote.address && this.learnt.port === remote.port)) await this.relearn();
       return;
     }
-    if (!this.plain && !this.fallback && remote.address !== '0.0.0.0' && remote.port !== 0) {
-      // a phone that sends nothing (recvonly, on hold) must still hear us
-      this.fallback = setTimeout(() => {
-        this.fallback = null;
-        if (!this.plain && !this.closed) this.takeOver().catch((e: unknown) => this.emit('failed', `could not open the RTP port: ${(e as Error).message}`));
-      }, this.opts.latchTimeout);
+    if (!this.plain && !this.learnt) {
+      // the first packets may have come before the SDP that names their source
+      const latched = this.latch.expect(remote.address);
+      if (latched) this.latched(latched);
     }
+  }
+
+  /**
+   * A phone that sends nothing (recvonly, on hold) must still hear us: once the call is
+   * answered (the leg has codecs), the port goes to the transport after latchTimeout even if
+   * nothing was heard, connected to the SDP's address.
+   */
+  private armFallback(): void {
+    const remote = this.remote;
+    if (this.plain || this.fallback || this.closed || !remote || remote.address === '0.0.0.0' || remote.port === 0) return;
+    this.fallback = setTimeout(() => {
+      this.fallback = null;
+      if (!this.plain && !this.closed) this.takeOver().catch((e: unknown) => this.emit('failed', `could not open the RTP port: ${(e as Error).message}`));
+    }, this.opts.latchTimeout);
   }
 
   /**
@@ -208,6 +263,7 @@ export class PlainLeg extends Leg {
    * both ask at once: calls run one after the other, each checking again what is there.
    */
   produce(): Promise<void> {
+    if (!this.plain) this.armFallback();
     const run = this.producing.then(() => this.produceNow());
     this.producing = run.catch(() => {});
     return run;
@@ -239,9 +295,13 @@ export class PlainLeg extends Leg {
       this.producer = null;
       this.consumer = null;
       this.consuming = null;
+      const plain = this.plain;
       this.plain?.close();
       this.plain = null;
+      const before: Source | null = this.learnt ?? (plain?.tuple.remoteIp ? { address: plain.tuple.remoteIp, port: plain.tuple.remotePort! } : null);
       this.learnt = null;
+      this.latch.restart(before);
+      this.latch.expect(this.remote?.address ?? null);
       await this.sniff();
     } finally {
       this.relearning = false;
@@ -249,23 +309,55 @@ export class PlainLeg extends Leg {
   }
 
   /**
-   * Called every check interval (one stats request to the worker): RTP the transport received
-   * that no producer claimed means a new SSRC (or a first one, after the fallback): learn it.
-   * bytesReceived counts every packet (RTCP too), rtpBytesReceived only the claimed RTP.
+   * The periodic check (one stats request to the worker): RTP arriving that no producer
+   * claims while the phone's own traffic stopped means it now sends from elsewhere (a NAT
+   * rebinding, a phone that took the port unheard): learn again. Bytes from elsewhere while
+   * the phone's traffic goes on are strays, which change nothing. bytesReceived counts every
+   * packet (RTCP and strays too), rtpBytesReceived only the claimed RTP.
    */
   async poll(): Promise<{ bytesReceived: number; bytesSent: number }> {
+    const { unclaimed, claimed, all } = await this.counters();
+    // a few hundred bytes of RTCP may arrive in an interval; RTP from elsewhere is far more
+    if (unclaimed > 600 && claimed === 0 && !this.relearning && !this.closed && this.plain) await this.relearn();
+    return { bytesReceived: all, bytesSent: this.lastSent };
+  }
+
+  /** Bytes the transport received since the last reading: claimed RTP, and what nobody claimed. */
+  async counters(): Promise<{ unclaimed: number; claimed: number; all: number }> {
     const plain = this.plain;
-    if (!plain || this.relearning || this.closed) return { bytesReceived: this.lastBytes, bytesSent: this.lastSent };
+    if (!plain || this.relearning || this.closed) return { unclaimed: 0, claimed: 0, all: this.lastBytes };
     const [t] = await plain.getStats();
     const all = t?.bytesReceived ?? 0;
-    const claimed = t?.rtpBytesReceived ?? 0;
-    const unclaimed = all - this.lastBytes - (claimed - this.lastClaimed);
+    const claimedTotal = t?.rtpBytesReceived ?? 0;
+    const claimed = claimedTotal - this.lastClaimed;
+    const unclaimed = all - this.lastBytes - claimed;
     this.lastBytes = all;
-    this.lastClaimed = claimed;
-    // a few hundred bytes of RTCP may arrive in an interval; RTP of a new SSRC is far more
+    this.lastClaimed = claimedTotal;
     this.lastSent = t?.bytesSent ?? this.lastSent;
-    if (unclaimed > 600 && unclaimed > (all - claimed) / 100) await this.relearn();
-    return { bytesReceived: all, bytesSent: this.lastSent };
+    return { unclaimed, claimed, all };
+  }
+
+  /** The SSRC learnt (or adopted) last: its producer exists or is being made. */
+  get learntSsrc(): number | null {
+    return this.learnt?.ssrc ?? null;
+  }
+
+  /** Whether this leg relays now (its transport took the port), for the SSRC-change checks. */
+  get relaying(): boolean {
+    return this.plain !== null && !this.relearning && !this.closed;
+  }
+
+  /**
+   * The phone sends a new SSRC from the source we latched to (the worker said so): a producer
+   * for it on the same transport, and the far leg follows (the 'producer' event).
+   */
+  async adopt(ssrc: number): Promise<void> {
+    if (!this.plain || this.closed || this.relearning) return;
+    const source = this.learnt ?? (this.plain.tuple.remoteIp ? { address: this.plain.tuple.remoteIp, port: this.plain.tuple.remotePort!, ssrc, at: Date.now() } : null);
+    if (!source) return;
+    this.relearnCount++;
+    this.learnt = { ...source, ssrc, at: Date.now() };
+    await this.produce();
   }
 
   async stats(): Promise<LegStats> {
@@ -291,6 +383,7 @@ export class PlainLeg extends Leg {
 
   override close(): void {
     if (this.fallback) clearTimeout(this.fallback);
+    if (this.watch) clearTimeout(this.watch);
     void this.closeSniffer();
     super.close();
     this.plain?.close();

@@ -6,11 +6,28 @@
  * worker takes a new call; a router goes `routerIdleMs` after its last call does (making one
  * cost a sixth of a short call's CPU when every call made its own). A worker that dies is
  * replaced, and the calls it carried are told through `onWorkerDied`.
+ *
+ * Workers log their 'rtp' warnings to us: "no suitable Producer for received RTP packet" is
+ * how a phone's new SSRC is noticed the moment it arrives (`onUnclaimedSsrc`), without asking
+ * every leg for its counters. A worker that floods us with them (someone sending junk to a
+ * latched phone's port) has the tag turned off for a while.
  */
 import * as mediasoup from 'mediasoup';
 import type { Router, RtpCodecCapability, Worker } from 'mediasoup/types';
 import type { Logger } from 'pino';
 import { ROUTER_CODECS } from './codecs.js';
+
+/** the worker's warning for RTP dropped for want of a producer (Transport::ReceiveRtpPacket) */
+const UNCLAIMED = /^\[pid:(\d+)\] .*no suitable Producer for received RTP packet \[ssrc:(\d+), payloadType:(\d+)/;
+const WARNINGS_PER_SECOND = 300;
+const MUTE_MS = 10_000;
+
+/** mediasoup's log listeners are one per process: they serve every pool started in it */
+const pools = new Set<WorkerPool>();
+function listen(pool: WorkerPool): void {
+  if (pools.size === 0) mediasoup.setLogEventListeners({ onwarn: (_namespace, log) => { for (const p of pools) p.workerWarning(log); } });
+  pools.add(pool);
+}
 
 export interface WorkerPoolOptions {
   count: number;
@@ -32,6 +49,10 @@ export class WorkerPool {
   private closed = false;
   /** called when a worker died (its routers are closed by then) */
   onWorkerDied: (worker: Worker) => void = () => {};
+  /** a worker dropped RTP of an SSRC no producer of that transport claims */
+  onUnclaimedSsrc: (pid: number, ssrc: number, payloadType: number) => void = () => {};
+  /** rtp warnings per worker in the current second, to turn them off under a flood */
+  private readonly warnings = new Map<number, { second: number; count: number; muted: boolean }>();
   private readonly routers = new Map<Worker, Set<Router>>();
   /** calls per worker, and the shared routers by worker and numbering */
   private readonly load = new Map<Worker, number>();
@@ -40,11 +61,42 @@ export class WorkerPool {
   constructor(private readonly opts: WorkerPoolOptions, private readonly log: Logger) {}
 
   async start(): Promise<void> {
+    listen(this);
     for (let i = 0; i < this.opts.count; i++) this.workers.push(await this.spawn());
   }
 
+  /** A warning one of the process's workers logged (each pool takes its own workers'). */
+  workerWarning(log: string): void {
+    const m = UNCLAIMED.exec(log);
+    if (!m) return;
+    const pid = Number(m[1]);
+    if (!this.workers.some((w) => w.pid === pid)) return;
+    const now = Math.floor(Date.now() / 1000);
+    let w = this.warnings.get(pid);
+    if (!w || w.second !== now) {
+      w = { second: now, count: 0, muted: w?.muted ?? false };
+      this.warnings.set(pid, w);
+    }
+    if (++w.count === WARNINGS_PER_SECOND && !w.muted) this.mute(pid, w);
+    this.onUnclaimedSsrc(pid, Number(m[2]), Number(m[3]));
+  }
+
+  /** Too many: the worker stops sending its rtp warnings for a while (the periodic check remains). */
+  private mute(pid: number, w: { muted: boolean }): void {
+    const worker = this.workers.find((x) => x.pid === pid);
+    if (!worker) return;
+    w.muted = true;
+    this.log.warn({ pid }, `mediasoup worker reported more than ${WARNINGS_PER_SECOND} unclaimed RTP packets in a second; not listening for ${MUTE_MS / 1000} s`);
+    void worker.updateSettings({ logTags: [] }).catch(() => {});
+    setTimeout(() => {
+      w.muted = false;
+      if (!worker.closed) void worker.updateSettings({ logTags: ['rtp'] }).catch(() => {});
+    }, MUTE_MS).unref();
+  }
+
   private async spawn(): Promise<Worker> {
-    const worker = await mediasoup.createWorker({ logLevel: this.opts.logLevel });
+    // 'rtp' warnings (at least 'warn') tell us of SSRCs no producer claims: see onUnclaimedSsrc
+    const worker = await mediasoup.createWorker({ logLevel: this.opts.logLevel === 'debug' ? 'debug' : 'warn', logTags: ['rtp'] });
     this.routers.set(worker, new Set());
     this.load.set(worker, 0);
     worker.on('died', (err) => {
@@ -164,6 +216,7 @@ export class WorkerPool {
 
   close(): void {
     this.closed = true;
+    pools.delete(this);
     for (const entry of this.shared.values()) if (entry.idle) clearTimeout(entry.idle);
     this.shared.clear();
     for (const w of this.workers) w.close();

@@ -781,6 +781,10 @@ export interface RtpPhoneOptions {
   expires?: number;
   /** print SIP traffic to stderr (default: RTP_PHONE_TRACE env) */
   trace?: boolean;
+  /** address its RTP (and RTCP) sockets send from and listen on (default 127.0.0.1; any 127/8 address works on loopback) */
+  rtpAddress?: string;
+  /** address its SDP names in c= (default: rtpAddress); another one is a phone behind NAT, naming a private address it cannot be reached at */
+  sdpAddress?: string;
 }
 
 interface Peer {
@@ -816,7 +820,7 @@ function txKey(branch: string | null | undefined, method: string): string {
   return `${branch ?? ''}|${method}`;
 }
 
-async function bindUdp(port: number): Promise<dgram.Socket | null> {
+async function bindUdp(port: number, address = LOCAL_ADDRESS): Promise<dgram.Socket | null> {
   const s = dgram.createSocket('udp4');
   return new Promise((resolve) => {
     const onError = (): void => {
@@ -828,7 +832,7 @@ async function bindUdp(port: number): Promise<dgram.Socket | null> {
       resolve(null);
     };
     s.once('error', onError);
-    s.bind(port, LOCAL_ADDRESS, () => {
+    s.bind(port, address, () => {
       s.off('error', onError);
       resolve(s);
     });
@@ -836,14 +840,14 @@ async function bindUdp(port: number): Promise<dgram.Socket | null> {
 }
 
 /** An RTP socket on an even port, with the RTCP socket on the next one unless muxed. */
-async function bindRtpPair(mux: boolean): Promise<{ rtp: dgram.Socket; rtcp: dgram.Socket | null }> {
+async function bindRtpPair(mux: boolean, address: string): Promise<{ rtp: dgram.Socket; rtcp: dgram.Socket | null }> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const rtp = await bindUdp(0);
+    const rtp = await bindUdp(0, address);
     if (!rtp) continue;
     const port = rtp.address().port;
     if (port % 2 === 0 && port < 65535) {
       if (mux) return { rtp, rtcp: null };
-      const rtcp = await bindUdp(port + 1);
+      const rtcp = await bindUdp(port + 1, address);
       if (rtcp) return { rtp, rtcp };
     }
     rtp.close();
@@ -860,6 +864,8 @@ export class RtpPhone {
   readonly tone: number | null;
   readonly rtcpMux: boolean;
   readonly timeoutMs: number;
+  /** the address its SDP names for media */
+  readonly sdpAddress: string;
   autoAnswer: AutoAnswer | null;
   registered = false;
   /** SIP messages received that could not be parsed, or responses matching nothing we sent */
@@ -898,6 +904,7 @@ export class RtpPhone {
     this.domain = opts.domain ?? host;
     this.aor = `sip:${opts.user}@${this.domain}`;
     this.codecs = opts.codecs ?? ['PCMU', 'PCMA'];
+    this.sdpAddress = opts.sdpAddress ?? opts.rtpAddress ?? LOCAL_ADDRESS;
     this.tone = opts.tone === undefined ? 440 : opts.tone;
     this.rtcpMux = opts.rtcpMux ?? false;
     this.autoAnswer = opts.autoAnswer ?? null;
@@ -919,7 +926,7 @@ export class RtpPhone {
     const sip = await bindUdp(0);
     if (!sip) throw new Error('could not bind a SIP socket');
     try {
-      const { rtp, rtcp } = await bindRtpPair(opts.rtcpMux ?? false);
+      const { rtp, rtcp } = await bindRtpPair(opts.rtcpMux ?? false, opts.rtpAddress ?? LOCAL_ADDRESS);
       return new RtpPhone(opts, sip, rtp, rtcp);
     } catch (e) {
       sip.close();
@@ -1988,7 +1995,7 @@ export class PhoneCall {
 
   private makeLocal(formats: SdpFormat[], direction: Direction): LocalSdp {
     const rtcpMux = this.phone.rtcpMux;
-    const sdp = buildSdp({ sessionId: this.sessionId, version: ++this.sdpVersion, address: LOCAL_ADDRESS, port: this.phone.rtpPort, formats, direction, rtcpMux });
+    const sdp = buildSdp({ sessionId: this.sessionId, version: ++this.sdpVersion, address: this.phone.sdpAddress, port: this.phone.rtpPort, formats, direction, rtcpMux });
     return { formats, direction, rtcpMux, sdp };
   }
 

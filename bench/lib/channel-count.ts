@@ -1,0 +1,35 @@
+/**
+ * Preloaded into the gateway by the media bench (`node --import <this> dist/server/main.js`):
+ * counts the requests the Node process sends to its mediasoup workers over their channels,
+ * by method, and writes the counts to $CHANNEL_COUNT_FILE every 200 ms. The gateway itself is
+ * not changed (so a build of any commit can be measured alike); a wrapper around one method of
+ * mediasoup's Channel class, costing an increment per request.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const file = process.env.CHANNEL_COUNT_FILE;
+if (file) {
+  const require = createRequire(import.meta.url);
+  // mediasoup's package exports only its index: reach its Channel by file path, the same
+  // module (one require cache) the gateway's `import 'mediasoup'` loads
+  const lib = path.dirname(require.resolve('mediasoup'));
+  const { Channel } = require(path.join(lib, 'Channel.js')) as { Channel: { prototype: { request: (method: number, ...rest: unknown[]) => Promise<unknown> } } };
+  const { Method } = require(path.join(lib, 'fbs', 'request.js')) as { Method: Record<number, string> };
+  const byMethod = new Map<number, number>();
+  let total = 0;
+  const original = Channel.prototype.request;
+  Channel.prototype.request = function (this: unknown, method: number, ...rest: unknown[]) {
+    total++;
+    byMethod.set(method, (byMethod.get(method) ?? 0) + 1);
+    return original.call(this, method, ...rest);
+  };
+  const write = (): void => {
+    const methods = Object.fromEntries([...byMethod].map(([m, n]) => [Method[m] ?? String(m), n]));
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify({ total, methods }));
+    fs.renameSync(`${file}.tmp`, file);
+  };
+  setInterval(write, 200).unref();
+  write();
+}
