@@ -15,6 +15,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { projectRoot } from '../server/paths.js';
 import { cpuSeconds, startGatewayProcess, startKamailio, type Server } from './lib/servers.js';
+import { answerHelp } from './lib/help.js';
+
+answerHelp(import.meta.url);
 
 const { values: opt } = parseArgs({
   options: {

@@ -23,6 +23,9 @@ import type { SipRequest } from '../server/sip/message.js';
 import { parseMessage } from '../server/sip/parser.js';
 import { makeResponse } from '../server/sip/reply.js';
 import type { Source } from '../server/sip/transport/types.js';
+import { answerHelp } from './lib/help.js';
+
+answerHelp(import.meta.url);
 
 const { values: opt } = parseArgs({
   options: {

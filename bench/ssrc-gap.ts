@@ -2,9 +2,14 @@
  * How long a phone's audio is lost when it changes SSRC mid-call (the bridge learns the new
  * one): alice changes SSRC several times; we watch bob's received packet count every 5 ms and
  * print each gap (ms without packets) and the leg's own take-over time.
+ *
+ *   npx tsc -p tsconfig.json && ROUNDS=10 node dist/bench/ssrc-gap.js
  */
 import { startTestGateway } from '../test/helpers/gateway.js';
 import { RtpPhone } from '../test/helpers/rtp-phone.js';
+import { answerHelp } from './lib/help.js';
+
+answerHelp(import.meta.url);
 
 const gw = await startTestGateway({ media: { minPort: 47000, maxPort: 47999 } });
 const gateway = `127.0.0.1:${gw.ports.udp}`;
