@@ -12,6 +12,9 @@ import type { Side } from '../sip/dialog.js';
 
 export type { Side };
 
+/** Both parties, in the order every per-side loop of the taps walks them. */
+export const SIDES: readonly Side[] = ['caller', 'callee'];
+
 export interface TapEventBodies {
   connect: { status: 'connected' };
   disconnect: { status: 'disconnected'; message: { code: number; reason: string } };

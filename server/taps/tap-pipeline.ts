@@ -4,11 +4,14 @@
  * its handle (tap.ts), its events (messages) and its figures (TapStats, shared memory).
  *
  *   RTP from each party (the port's 'rtp': a UDP socket of this thread that mediasoup
- *   sends to) -> PartyInput: decode, jitter FIFO
+ *   sends to) -> media in (CallCapture, call-capture.ts): decode, jitter FIFO
  *   every 20 ms (the thread's FrameClock, at this tap's phase):
- *     each party's frame -> rate of the tap -> the dialect (mono/mixed/stereo, framing) -> socket
- *     PlayoutQueue frame (server audio, paced) [+ the other party, who is no longer heard
- *       directly once we inject] -> encoder of the listener's codec -> RTP -> TapPort.send
+ *     tick: each party's frame -> rate of the tap -> the dialect (mono/mixed/stereo, framing) -> socket
+ *     afterTick: media out (CallPlayer, call-player.ts): PlayoutQueue frame (server audio,
+ *       paced) [+ the other party, who is no longer heard directly once we inject]
+ *       -> encoder of the listener's codec -> RTP -> TapMediaPort.send
+ *
+ * This file is the rest: the socket, the dialect and its context, the tap's lifecycle.
  *
  * Injection starts with the first audio the server sends and lasts until the tap ends: from
  * then on the listener hears the tap's stream (the other party mixed in, DTMF relayed), so
@@ -18,8 +21,9 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { RtpPacketizer } from '../audio/rtp.js';
-import type { LegCodecs } from '../media/codecs.js';
+import { otherSide } from '../sip/dialog.js';
+import { CallCapture } from './call-capture.js';
+import { CallPlayer, type PlayPort } from './call-player.js';
 import type { CodedType } from './coded-audio.js';
 import type { DeviationHistogram } from './deviation-histogram.js';
 import type { CallInfo, Dialect, DialectContext, Side, TapEventBodies, TapEventName } from './dialect.js';
@@ -29,10 +33,7 @@ import { createWsBridgeDialect } from './dialects/wsbridge.js';
 import { errorName, TapErrorCode, type TapError, type TapErrorCodeValue } from './errors.js';
 import { FRAME_MS, type FrameClock, type Ticking } from './frame-clock.js';
 import type { Dialect as DialectName, Mix, PlayTo, TapRate, TapStartOptions } from './options.js';
-import { PartyInput } from './party-input.js';
 import { PlayoutQueue } from './playout-queue.js';
-import { RateConverter } from './rate-converter.js';
-import { codecKind, createEncoder, type FrameEncoder, type NativeRate } from './rtp-codecs.js';
 import { redact } from './redact.js';
 import { TapSocket } from './tap-socket.js';
 import type { TapCounters, TapStats, TapState } from './tap-stats.js';
@@ -49,13 +50,7 @@ export interface TapEvent<K extends TapEventName = TapEventName> {
 }
 
 /** What a pipeline needs of the call's media: a port of its thread (udp-tap-port.ts). */
-export interface TapMediaPort {
-  /** the codecs a party speaks on this call, or null before the answer */
-  codecs(side: Side): LegCodecs | null;
-  /** make `side` hear what send(side) injects; resolves with the SSRC to send with */
-  inject(side: Side): Promise<number>;
-  /** an RTP packet for `side` (the buffer may be reused once this returns) */
-  send(side: Side, packet: Buffer): void;
+export interface TapMediaPort extends PlayPort {
   on(event: 'rtp', fn: (side: Side, packet: Buffer) => void): unknown;
   on(event: 'close', fn: () => void): unknown;
   close(): void;
@@ -74,37 +69,6 @@ export interface TapDeps {
 export interface TapEvents {
   /** the tap ended (the reason in words) */
   end: [reason: string];
-}
-
-const SIDES: readonly Side[] = ['caller', 'callee'];
-const other = (s: Side): Side => (s === 'caller' ? 'callee' : 'caller');
-
-/** Comfort noise: white noise at about -66 dBFS, one shared table. */
-const NOISE = (() => {
-  const t = new Int16Array(8000);
-  let x = 0x12345678;
-  for (let i = 0; i < t.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    t[i] = (x % 33) | 0;
-  }
-  return t;
-})();
-
-interface Injection {
-  side: Side;
-  encoder: FrameEncoder;
-  packetizer: RtpPacketizer;
-  dtmfPt: number | null;
-  frame: Int16Array;
-  mixBuf: Int16Array;
-  playConv: RateConverter | null;
-  otherConv: RateConverter | null;
-  rtp: Buffer;
-  marker: boolean;
-  /** telephone-event being relayed: its source timestamp -> ours */
-  dtmf: { src: number; dst: number } | null;
 }
 
 export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
@@ -131,18 +95,10 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
   private pz = false;
   /** lateness of this tap's previous step, ms (its deviation from 20 ms is the difference) */
   private prevLateMs: number | null = null;
-  private readonly inputs: Record<Side, PartyInput | null> = { caller: null, callee: null };
-  private readonly native: Record<Side, Int16Array> = { caller: new Int16Array(320), callee: new Int16Array(320) };
-  private readonly had: Record<Side, boolean> = { caller: false, callee: false };
-  private readonly toTap: Record<Side, RateConverter | null> = { caller: null, callee: null };
-  private readonly tapBuf: Record<Side, Int16Array>;
-  private readonly playFrame = new Int16Array(320);
-  private readonly premixBuf = new Int16Array(320);
-  private playRate: NativeRate | null = null;
-  private readonly inject: Record<Side, Injection | null> = { caller: null, callee: null };
-  private injecting: 'no' | 'starting' | 'yes' | 'failed' = 'no';
-  private noiseAt = 0;
-  private readonly comfortNoise: boolean;
+  /** media in: the parties' audio, to the dialect and to the player's mix */
+  private readonly capture: CallCapture;
+  /** media out; made by attach(): nothing is played into a call before its port exists */
+  private player: CallPlayer | null = null;
   private readonly pauseAboveMs: number;
   private readyResolve!: () => void;
   private readyReject!: (e: Error) => void;
@@ -166,10 +122,8 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
     this.rate = this.dialectName === 'twilio' ? 8000 : (options.rate ?? 8000);
     this.playTo = options.playTo ?? 'caller';
     this.bufferMs = this.dialectName === 'audio_stream' ? (options.bufferMs ?? 20) : 20;
-    this.comfortNoise = options.comfortNoise ?? this.dialectName === 'wsbridge';
     this.pauseAboveMs = options.pauseReadingAboveMs ?? 60_000;
     this.log = deps.log.child({ tap: this.id, call: call.id, dialect: this.dialectName });
-    this.tapBuf = { caller: new Int16Array(this.rate / 50), callee: new Int16Array(this.rate / 50) };
     this.ready = new Promise<void>((res, rej) => {
       this.readyResolve = res;
       this.readyReject = rej;
@@ -197,6 +151,15 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
     const ctx = this.context();
     const input = { ctx, mix: this.mix, rate: this.rate, bufferMs: this.bufferMs };
     this.dialect = this.dialectName === 'twilio' ? createTwilioDialect(input) : this.dialectName === 'wsbridge' ? createWsBridgeDialect(input) : createAudioStreamDialect(input);
+    this.capture = new CallCapture({
+      rate: this.rate,
+      codecs: (side) => this.port?.codecs(side) ?? null,
+      digit: (side, digit, durationMs) => {
+        this.emitEvent('dtmf', { side, digit, durationMs });
+        if (this.socket.isOpen) this.dialect.onDtmf(side, digit, durationMs);
+      },
+      event: (side, payload, timestamp, marker) => this.player?.relayDtmf(otherSide(side), payload, timestamp, marker),
+    });
     this.wireSocket();
   }
 
@@ -229,6 +192,18 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
       return;
     }
     this.port = port;
+    this.player = new CallPlayer({
+      port,
+      queue: this.queue,
+      playTo: this.playTo,
+      comfortNoise: this.options.comfortNoise ?? this.dialectName === 'wsbridge',
+      heard: (side) => this.capture.heard(side),
+      listen: (side) => void this.capture.listen(side),
+      stats: this.stats,
+      log: this.log,
+      error: (code, message) => this.error(code, message),
+      marked: (name) => this.markPlayed(name),
+    });
     port.on('rtp', (side, packet) => this.onRtp(side, packet));
     port.on('close', () => this.stop('call ended'));
     this.state = 'connecting';
@@ -274,13 +249,8 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
     this.state = 'stopped';
     this.endReason = reason;
     this.deps.clock.delete(this);
-    for (const side of SIDES) {
-      this.inputs[side]?.flushDtmf();
-      this.inputs[side]?.destroy();
-      this.inputs[side] = null;
-      this.inject[side]?.encoder.destroy();
-      this.inject[side] = null;
-    }
+    this.capture.close();
+    this.player?.close();
     this.queue.close();
     const port = this.port;
     this.port = null;
@@ -339,7 +309,7 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
     });
     s.on('end', () => {
       if (this.state === 'stopped') return;
-      if (this.dialect.drainOnClose && this.injecting === 'yes' && !this.queue.empty) {
+      if (this.dialect.drainOnClose && this.player?.state === 'playing' && !this.queue.empty) {
         this.state = 'draining';
         return;
       }
@@ -424,7 +394,7 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
         this.error(TapErrorCode.PLAYBACK_OVERFLOW, `playout queue full (${Math.round(this.queue.queuedMs)} ms queued, cap ${this.queue.maxQueuedMs} ms): audio dropped`, { droppedMs: this.counters.playbackDroppedMs });
       }
     }
-    if (this.injecting === 'no') void this.startInjection();
+    this.player?.start();
   }
 
   private error(code: TapErrorCodeValue, message: string, details: Record<string, unknown> = {}): void {
@@ -448,30 +418,12 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
 
   // ---------------------------------------------------------------- media in
 
-  private input(side: Side): PartyInput {
-    let inp = this.inputs[side];
-    if (!inp) {
-      inp = new PartyInput(() => this.port?.codecs(side) ?? null, {
-        digit: (digit, durationMs) => {
-          this.emitEvent('dtmf', { side, digit, durationMs });
-          if (this.socket.isOpen) this.dialect.onDtmf(side, digit, durationMs);
-        },
-        event: (payload, timestamp, marker) => this.relayDtmf(other(side), payload, timestamp, marker),
-        rate: () => {
-          this.toTap[side] = null;
-        },
-      });
-      this.inputs[side] = inp;
-    }
-    return inp;
-  }
-
   private onRtp(side: Side, packet: Buffer): void {
     if (side === 'caller') this.counters.rtpCaller++;
     else this.counters.rtpCallee++;
     // a party nobody needs is not decoded (mono, nothing played yet)
-    if (!this.dialect.needs[side] && this.injecting === 'no') return;
-    this.input(side).push(packet);
+    if (!this.dialect.needs[side] && this.player?.state === 'idle') return;
+    this.capture.push(side, packet);
   }
 
   // ---------------------------------------------------------------- the 20 ms step
@@ -484,27 +436,14 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
       this.deps.histogram?.observe(lateMs - this.prevLateMs);
     }
     this.prevLateMs = lateMs;
-    for (const side of SIDES) {
-      const inp = this.inputs[side];
-      if (inp) {
-        const buf = this.native[side].subarray(0, inp.rate / 50);
-        this.had[side] = inp.pull(buf);
-      } else this.had[side] = false;
-    }
-    if (this.state === 'connected' && !this.paused && this.socket.isOpen) this.capture();
+    this.capture.pull();
+    if (this.state === 'connected' && !this.paused && this.socket.isOpen) this.capture.deliver(this.dialect);
   }
 
   /** Second phase: what the call hears. */
   afterTick(): void {
     if (this.state === 'stopped') return;
-    if (this.injecting === 'yes') this.play();
-    else if (this.injecting === 'no' && !this.queue.empty) void this.startInjection();
-    else if (this.injecting === 'no' && !this.queue.idle && this.queue.empty) {
-      // marks with no audio before them: reached at once
-      const silent = this.playFrame.subarray(0, 160);
-      this.queue.pull(silent);
-      for (const name of this.queue.takeReached()) this.markPlayed(name);
-    }
+    this.player?.step();
     if (this.state === 'draining' && this.queue.empty) this.finish('server closed');
     if (this.socket.isPaused) this.flowControl();
     this.publish();
@@ -516,157 +455,9 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
     this.prevLateMs = null;
   }
 
-  private capture(): void {
-    const n = this.rate / 50;
-    const ci = this.inputs.caller;
-    const ce = this.inputs.callee;
-    if (this.dialect.premix && ci && ce && ci.rate === ce.rate && this.had.callee) {
-      // mixed: sum at the codec rate, convert once
-      const a = this.native.caller;
-      const b = this.native.callee;
-      const mix = this.premixBuf;
-      const m = ci.rate / 50;
-      const hadA = this.had.caller;
-      for (let i = 0; i < m; i++) {
-        const s = (hadA ? a[i]! : 0) + b[i]!;
-        mix[i] = s > 32767 ? 32767 : s < -32768 ? -32768 : s;
-      }
-      this.toTapBuf('caller', ci, mix);
-      this.tapBuf.callee.fill(0);
-      this.dialect.onAudio(this.tapBuf.caller, this.tapBuf.callee, true, true);
-      return;
-    }
-    for (const side of SIDES) {
-      if (!this.dialect.needs[side]) continue;
-      const inp = this.inputs[side];
-      if (!inp || !this.had[side]) this.tapBuf[side].fill(0, 0, n);
-      else this.toTapBuf(side, inp, this.native[side]);
-    }
-    this.dialect.onAudio(this.tapBuf.caller, this.tapBuf.callee, this.had.caller, this.had.callee);
-  }
-
-  /** One party's native frame (or the premixed one, in the caller's slot) at the tap's rate. */
-  private toTapBuf(side: Side, inp: PartyInput, src: Int16Array): void {
-    const out = this.tapBuf[side];
-    let conv = this.toTap[side];
-    if (!conv || conv.inRate !== inp.rate) conv = this.toTap[side] = new RateConverter(inp.rate, this.rate, 'telephony');
-    const got = conv.process(src.subarray(0, inp.rate / 50), out, 0);
-    if (got < out.length) out.fill(0, got);
-  }
-
-  // ---------------------------------------------------------------- media out
-
-  private async startInjection(): Promise<void> {
-    const port = this.port;
-    if (!port || this.injecting !== 'no') return;
-    const targets = SIDES.filter((s) => (this.playTo === 'both' || this.playTo === s) && port.codecs(s) !== null);
-    if (targets.length === 0) return; // codecs not known yet: tried again with the next audio
-    this.injecting = 'starting';
-    try {
-      for (const side of targets) {
-        const codecs = port.codecs(side)!;
-        const kind = codecKind(codecs.media);
-        if (!kind) throw new Error(`no encoder for ${codecs.media.name}`);
-        const encoder = createEncoder(kind);
-        const ssrc = await port.inject(side);
-        if (this.state === 'stopped') {
-          encoder.destroy();
-          return;
-        }
-        this.inject[side] = {
-          side,
-          encoder,
-          packetizer: new RtpPacketizer({ payloadType: codecs.media.pt, clockRate: codecs.media.clockRate, samplesPerPacket: encoder.tsPerFrame, ssrc }),
-          dtmfPt: codecs.dtmf?.pt ?? null,
-          frame: new Int16Array(encoder.rate / 50),
-          mixBuf: new Int16Array(encoder.rate / 50),
-          playConv: null,
-          otherConv: null,
-          rtp: Buffer.alloc(1600),
-          marker: true,
-          dtmf: null,
-        };
-      }
-      const rates = new Set(targets.map((s) => this.inject[s]!.encoder.rate));
-      this.playRate = rates.size === 1 ? [...rates][0]! : 16000;
-      this.queue.setRate(this.playRate);
-      // from now on the other party is heard through us: decode it
-      for (const side of targets) this.input(other(side));
-      this.injecting = 'yes';
-      this.stats.playing = true;
-      this.log.info({ targets, playRate: this.playRate }, 'playing into the call');
-    } catch (e) {
-      this.injecting = 'failed';
-      this.error(TapErrorCode.MEDIA, `cannot play into the call: ${(e as Error).message}`);
-    }
-  }
-
-  private play(): void {
-    const port = this.port;
-    const rate = this.playRate;
-    if (!port || rate === null) return;
-    const n = rate / 50;
-    const frame = this.playFrame.subarray(0, n);
-    const got = this.queue.pull(frame);
-    if (got < n) {
-      if (this.comfortNoise) {
-        for (let i = got; i < n; i++) {
-          frame[i] = NOISE[this.noiseAt]!;
-          if (++this.noiseAt === NOISE.length) this.noiseAt = 0;
-        }
-      } else frame.fill(0, got);
-    }
-    if (got > 0) this.counters.framesPlayed++;
-    for (const side of SIDES) {
-      const inj = this.inject[side];
-      if (!inj) continue;
-      const m = inj.frame.length;
-      // server audio at the listener's codec rate
-      if (rate === inj.encoder.rate) inj.frame.set(frame);
-      else {
-        inj.playConv ??= new RateConverter(rate, inj.encoder.rate, 'telephony');
-        const w = inj.playConv.process(frame, inj.frame, 0);
-        if (w < m) inj.frame.fill(0, w);
-      }
-      // plus the other party, who no longer reaches this side directly
-      const o = other(side);
-      const inp = this.inputs[o];
-      if (inp && this.had[o]) {
-        const src = this.native[o].subarray(0, inp.rate / 50);
-        let add = src;
-        if (inp.rate !== inj.encoder.rate) {
-          if (!inj.otherConv || inj.otherConv.inRate !== inp.rate) inj.otherConv = new RateConverter(inp.rate, inj.encoder.rate, 'telephony');
-          const w = inj.otherConv.process(src, inj.mixBuf, 0);
-          if (w < m) inj.mixBuf.fill(0, w);
-          add = inj.mixBuf;
-        }
-        const f = inj.frame;
-        for (let i = 0; i < m; i++) {
-          const s = f[i]! + add[i]!;
-          f[i] = s > 32767 ? 32767 : s < -32768 ? -32768 : s;
-        }
-      }
-      const payload = inj.encoder.encode(inj.frame);
-      const pkt = inj.packetizer.next(payload, { marker: inj.marker, out: inj.rtp });
-      inj.marker = false;
-      port.send(side, pkt);
-    }
-    for (const name of this.queue.takeReached()) this.markPlayed(name);
-  }
-
   private markPlayed(name: string): void {
     this.emitEvent('mark', { name });
     if (this.socket.isOpen) this.dialect.onMarkPlayed(name);
-  }
-
-  /** A telephone-event from the party `to` no longer hears directly: pass it on. */
-  private relayDtmf(to: Side, payload: Uint8Array, timestamp: number, marker: boolean): void {
-    const inj = this.inject[to];
-    const port = this.port;
-    if (!inj || !port || inj.dtmfPt === null || this.injecting !== 'yes') return;
-    if (!inj.dtmf || inj.dtmf.src !== timestamp) inj.dtmf = { src: timestamp, dst: inj.packetizer.timestamp };
-    const pkt = inj.packetizer.packetAt(payload, { timestamp: inj.dtmf.dst, marker, payloadType: inj.dtmfPt, out: inj.rtp });
-    port.send(to, pkt);
   }
 
   // ---------------------------------------------------------------- reporting
