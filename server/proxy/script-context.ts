@@ -11,6 +11,7 @@ import type { SipRequest } from '../sip/message.js';
 import { isWebSocket, type Destination, type Source, type TransportKind } from '../sip/transport/types.js';
 import { parseUri, unescapeUri, uriTransport } from '../sip/uri.js';
 import type { Locality } from './locality.js';
+import { dropAction, localAction, relayAction, replyAction, saveAction } from '../routing/actions.js';
 
 /** The route preprocessing result (§16.4): Route entries of ours consumed, flow token of the last. */
 export interface RouteInfo {
@@ -132,19 +133,19 @@ export class ScriptContext implements RequestContext {
   }
 
   reply(status: number, reason?: string, headers?: [string, string][]): Action {
-    return { kind: 'reply', status, ...(reason !== undefined && { reason }), ...(headers !== undefined && { headers }) };
+    return replyAction(status, reason, headers);
   }
 
   relay(targets?: Target[] | null, opts: RelayOptions = {}): Action {
-    return { kind: 'relay', targets: targets ?? null, taps: opts.taps ?? [] };
+    return relayAction(targets, opts);
   }
 
   save(): Action {
-    return { kind: 'save' };
+    return saveAction();
   }
 
   drop(): Action {
-    return { kind: 'drop' };
+    return dropAction();
   }
 
   mayTap(spec: string | Record<string, unknown>): boolean {
@@ -204,7 +205,7 @@ export class ScriptContext implements RequestContext {
   }
 
   answerLocally(app: string, params: Record<string, string>): Action {
-    return { kind: 'local', app, params };
+    return localAction(app, params);
   }
 }
 

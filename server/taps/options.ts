@@ -10,6 +10,28 @@ export type Dialect = 'audio_stream' | 'twilio' | 'wsbridge';
 export type PlayTo = 'caller' | 'callee' | 'both';
 export type TapRate = 8000 | 16000;
 
+/** What a tap is, derived from its options the same way on both threads (handle and pipeline). */
+export interface TapShape {
+  dialectName: Dialect;
+  mix: Mix;
+  /** Twilio Media Streams are 8 kHz µ-law whatever was asked */
+  rate: TapRate;
+  playTo: PlayTo;
+  /** chunk length sent to the server; only mod_audio_stream's is configurable */
+  bufferMs: number;
+}
+
+export function tapShape(options: TapStartOptions): TapShape {
+  const dialectName = options.dialect ?? 'audio_stream';
+  return {
+    dialectName,
+    mix: options.mix ?? 'mono',
+    rate: dialectName === 'twilio' ? 8000 : (options.rate ?? 8000),
+    playTo: options.playTo ?? 'caller',
+    bufferMs: dialectName === 'audio_stream' ? (options.bufferMs ?? 20) : 20,
+  };
+}
+
 export interface TapStartOptions {
   /** ws:// or wss:// */
   url: string;

@@ -32,7 +32,7 @@ import { createTwilioDialect } from './dialects/twilio.js';
 import { createWsBridgeDialect } from './dialects/wsbridge.js';
 import { errorName, TapErrorCode, type TapError, type TapErrorCodeValue } from './errors.js';
 import { FRAME_MS, type FrameClock, type Ticking } from './frame-clock.js';
-import type { Dialect as DialectName, Mix, PlayTo, TapRate, TapStartOptions } from './options.js';
+import { tapShape, type Dialect as DialectName, type Mix, type PlayTo, type TapRate, type TapStartOptions } from './options.js';
 import { PlayoutQueue } from './playout-queue.js';
 import { redact } from './redact.js';
 import { TapSocket } from './tap-socket.js';
@@ -117,11 +117,7 @@ export class TapPipeline extends EventEmitter<TapEvents> implements Ticking {
     super();
     this.stats = deps.stats;
     this.counters = deps.stats.counters;
-    this.dialectName = options.dialect ?? 'audio_stream';
-    this.mix = options.mix ?? 'mono';
-    this.rate = this.dialectName === 'twilio' ? 8000 : (options.rate ?? 8000);
-    this.playTo = options.playTo ?? 'caller';
-    this.bufferMs = this.dialectName === 'audio_stream' ? (options.bufferMs ?? 20) : 20;
+    ({ dialectName: this.dialectName, mix: this.mix, rate: this.rate, playTo: this.playTo, bufferMs: this.bufferMs } = tapShape(options));
     this.pauseAboveMs = options.pauseReadingAboveMs ?? 60_000;
     this.log = deps.log.child({ tap: this.id, call: call.id, dialect: this.dialectName });
     this.ready = new Promise<void>((res, rej) => {

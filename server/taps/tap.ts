@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { TapPort } from '../media/tap-port.js';
 import type { CallInfo, Side } from './dialect.js';
 import { TapErrorCode } from './errors.js';
-import type { Dialect as DialectName, Mix, PlayTo, TapRate, TapStartOptions } from './options.js';
+import { tapShape, type Dialect as DialectName, type Mix, type PlayTo, type TapRate, type TapStartOptions } from './options.js';
 import { redact } from './redact.js';
 import type { FromWorker } from './tap-messages.js';
 import type { TapEvent } from './tap-pipeline.js';
@@ -68,12 +68,7 @@ export class Tap extends EventEmitter<TapEvents> implements ThreadTap {
     private readonly deps: TapDeps,
   ) {
     super();
-    // the same derivations as the pipeline's (it gets the same options)
-    this.dialectName = options.dialect ?? 'audio_stream';
-    this.mix = options.mix ?? 'mono';
-    this.rate = this.dialectName === 'twilio' ? 8000 : (options.rate ?? 8000);
-    this.playTo = options.playTo ?? 'caller';
-    this.bufferMs = this.dialectName === 'audio_stream' ? (options.bufferMs ?? 20) : 20;
+    ({ dialectName: this.dialectName, mix: this.mix, rate: this.rate, playTo: this.playTo, bufferMs: this.bufferMs } = tapShape(options));
     this.log = deps.log.child({ tap: this.id, call: call.id, dialect: this.dialectName });
     this.ready = new Promise<void>((res, rej) => {
       this.readyResolve = res;

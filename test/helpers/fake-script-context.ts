@@ -10,6 +10,7 @@ import type { Action, BranchContext, RelayOptions, RequestContext, Target } from
 import type { SipRequest } from '../../server/sip/message.js';
 import type { Source, TransportKind } from '../../server/sip/transport/types.js';
 import { unescapeUri } from '../../server/sip/uri.js';
+import { dropAction, localAction, relayAction, replyAction, saveAction } from '../../server/routing/actions.js';
 
 export interface FakeAnswers {
   /** is_myself for the Request-URI (default true) */
@@ -115,19 +116,19 @@ export class FakeScriptContext implements RequestContext {
   }
 
   reply(status: number, reason?: string, headers?: [string, string][]): Action {
-    return { kind: 'reply', status, ...(reason !== undefined && { reason }), ...(headers !== undefined && { headers }) };
+    return replyAction(status, reason, headers);
   }
   relay(targets?: Target[] | null, opts: RelayOptions = {}): Action {
-    return { kind: 'relay', targets: targets ?? null, taps: opts.taps ?? [] };
+    return relayAction(targets, opts);
   }
   save(): Action {
-    return { kind: 'save' };
+    return saveAction();
   }
   drop(): Action {
-    return { kind: 'drop' };
+    return dropAction();
   }
   answerLocally(app: string, params: Record<string, string>): Action {
-    return { kind: 'local', app, params };
+    return localAction(app, params);
   }
   mayTap(spec: string | Record<string, unknown>): boolean {
     this.calls.push(`mayTap ${typeof spec === 'string' ? spec : JSON.stringify(spec)}`);
