@@ -5,7 +5,6 @@
  * (url-policy.ts resolve()). A refusal is logged once, with its reason, and nothing of it
  * goes back to the caller.
  */
-import type { Logger } from 'pino';
 import type { TapGate } from '../proxy/script-context.js';
 import { parseCommand, parseStartBody, TapInputError } from '../taps/options.js';
 import { TapUrlRefused, type TapUrlPolicy } from '../taps/url-policy.js';

@@ -12,7 +12,7 @@ export class PortAllocator {
   /** even ports in the range that have an odd neighbour in it */
   private readonly pairs: number;
 
-  constructor(private readonly min: number, private readonly max: number) {
+  constructor(min: number, max: number) {
     this.first = min + (min % 2);
     this.pairs = Math.max(0, Math.floor((max - this.first + 1) / 2));
   }

@@ -140,14 +140,6 @@ export class FloodGuard extends EventEmitter<FloodGuardEvents> {
     return this.banned(address, false);
   }
 
-  /** Ends the ban of `address` early (an operator's decision); false when it was not banned. */
-  unban(address: string): boolean {
-    const b = this.bans.get(address);
-    if (!b) return false;
-    this.end(address, b);
-    return true;
-  }
-
   /** Forgets counters whose windows are over and ends bans whose time is up. */
   sweep(): void {
     const now = this.now();
