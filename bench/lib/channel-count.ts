@@ -3,14 +3,17 @@
  * counts the requests the Node process sends to its mediasoup workers over their channels,
  * by method, and writes the counts to $CHANNEL_COUNT_FILE every 200 ms. The gateway itself is
  * not changed (so a build of any commit can be measured alike); a wrapper around one method of
- * mediasoup's Channel class, costing an increment per request.
+ * mediasoup's Channel class, costing an increment per request. Main thread only.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
 const file = process.env.CHANNEL_COUNT_FILE;
-if (file) {
+// `--import` runs in every thread of the process (the tap worker threads too): only the main
+// thread talks to the mediasoup workers, and one writer keeps the file whole
+if (file && isMainThread) {
   const require = createRequire(import.meta.url);
   // mediasoup's package exports only its index: reach its Channel by file path, the same
   // module (one require cache) the gateway's `import 'mediasoup'` loads
