@@ -17,7 +17,7 @@
  * Each run gets a fresh server; with --compare the gateway and the anchor alternate, size by
  * size, round by round, and each run first waits (up to --quiet-wait s) for the machine to be
  * at most --quiet-max % busy, so that other work on this shared 2-core machine falls on both
- * alike. --capture-sip keeps a tcpdump of the server's SIP port during SIPp runs (for the
+ * alike. --capture-sip keeps a capture (tcpdump, else dumpcap) of the server's SIP port during SIPp runs (for the
  * timeline of a failure). Logs, per-call evidence of failures and results.json go to --out.
  *
  * Printed for each run:
@@ -488,6 +488,8 @@ function runProcess(cmd: string, args: string[], cwd: string, timeoutMs: number,
   const child = spawn(cmd, args, { cwd, stdio: ['ignore', log, log] });
   fs.closeSync(log);
   started.add(child);
+  // a tool that cannot start ends as an exit code, not as an unhandled error of the bench
+  child.on('error', (e) => console.error(`   ${cmd}: ${e.message}`));
   const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const done = new Promise<number | null>((r) => child.on('close', (code) => {
     clearTimeout(killer);
@@ -539,7 +541,11 @@ async function runSipp(t: Target): Promise<SippResult> {
   let capture: ReturnType<typeof runProcess> | null = null;
   if (opt['capture-sip']) {
     // SIP only (the server's port), bounded by time; for the timeline of a failure
-    capture = runProcess('tcpdump', ['-i', 'lo', '-n', '-U', '-s', '0', '-B', '8192', '-w', path.join(dir, 'sip.pcap'), `udp port ${t.sipPort}`], dir, (maxS + 40) * 1000, 'tcpdump.out');
+    const file = path.join(dir, 'sip.pcap');
+    capture = captureTool === 'tcpdump'
+      ? runProcess('tcpdump', ['-i', 'lo', '-n', '-U', '-s', '0', '-B', '8192', '-w', file, `udp port ${t.sipPort}`], dir, (maxS + 40) * 1000, 'tcpdump.out')
+      // Wireshark's capturer where tcpdump is not installed: classic pcap (-P), 8 MB buffer
+      : runProcess('dumpcap', ['-q', '-i', 'lo', '-P', '-B', '8', '-w', file, '-f', `udp port ${t.sipPort}`], dir, (maxS + 40) * 1000, 'dumpcap.out');
     await sleep(1000);
   }
   const drops0 = udpSocketDrops(t.sipPort);
@@ -809,7 +815,25 @@ const median = (xs: number[]): number => {
   return v.length ? (v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2) : NaN;
 };
 
+/** What --capture-sip records with: tcpdump, else Wireshark's dumpcap (null: neither installed). */
+function findCaptureTool(): 'tcpdump' | 'dumpcap' | null {
+  for (const tool of ['tcpdump', 'dumpcap'] as const) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+      return tool;
+    } catch {
+      // not installed
+    }
+  }
+  return null;
+}
+let captureTool: 'tcpdump' | 'dumpcap' | null = null;
+
 async function main(): Promise<void> {
+  if (opt['capture-sip']) {
+    captureTool = findCaptureTool();
+    if (!captureTool) throw new Error('--capture-sip needs tcpdump or dumpcap (Wireshark), and tshark to read the capture');
+  }
   const sizes = opt.sizes!.split(',').map(Number).filter((x) => x > 0);
   const maxN = Math.max(0, ...sizes);
   const rounds = Math.max(1, Number(opt.rounds));

@@ -1,7 +1,7 @@
 /**
  * Preloaded into the gateway by the media bench (`node --import <this> dist/server/main.js`):
  * counts the requests the Node process sends to its mediasoup workers over their channels,
- * by method, and writes the counts to $CHANNEL_COUNT_FILE every 200 ms. The gateway itself is
+ * by method, and writes the counts to $CHANNEL_COUNT_FILE (within a second of a change). The gateway itself is
  * not changed (so a build of any commit can be measured alike); a wrapper around one method of
  * mediasoup's Channel class, costing an increment per request. Main thread only.
  */
@@ -28,11 +28,16 @@ if (file && isMainThread) {
     byMethod.set(method, (byMethod.get(method) ?? 0) + 1);
     return original.call(this, method, ...rest);
   };
+  // written only when the count moved, at most once a second (the bench reads it more than a second after the last call): the file's write and rename cost
+  // the gateway's Node process (whose CPU the bench measures) about 2 ms each on this machine
+  let written = -1;
   const write = (): void => {
+    if (written === total) return;
+    written = total;
     const methods = Object.fromEntries([...byMethod].map(([m, n]) => [Method[m] ?? String(m), n]));
     fs.writeFileSync(`${file}.tmp`, JSON.stringify({ total, methods }));
     fs.renameSync(`${file}.tmp`, file);
   };
-  setInterval(write, 200).unref();
+  setInterval(write, 1000).unref();
   write();
 }
