@@ -128,7 +128,9 @@ export class CallMedia implements ProxyHooks {
       progress: (br, res) => this.progress(call, br, res),
       answered: async (br, dialog) => {
         call.dialog = dialog;
-        if (call.media) await media?.select(call.id, br.index);
+        // the other branches' legs go and the answered one is wired in the call's media queue,
+        // behind the answer's own wiring: the 2xx does not wait for the worker's replies
+        if (call.media && media) media.select(call.id, br.index).catch((e: unknown) => log.warn({ err: e }, 'media: selecting the answered branch failed'));
       },
       branchFailed: (br, status) => {
         const leg = call.legs.find((l) => l.index === br.index);

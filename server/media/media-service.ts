@@ -88,18 +88,12 @@ export class MediaService extends EventEmitter<MediaEvents> {
     this.checker.unref();
   }
 
-  /** The call's session; made at its first offer, with a router numbered like that offer. */
-  private async session(key: string, firstOffer: string): Promise<MediaSession> {
+  /** The call's session; made at its first offer, with a router numbered like that offer's codecs. */
+  private async session(key: string, codecs: SdpCodec[]): Promise<MediaSession> {
     const s = this.sessions.get(key);
     if (s) return s;
     let p = this.creating.get(key);
     if (!p) {
-      let codecs: SdpCodec[] = [];
-      try {
-        codecs = parseRemote(firstOffer).codecs;
-      } catch {
-        // the offer itself is refused a moment later, with its reason
-      }
       p = this.pool.acquire(routerCodecsFor(codecs)).then((router) => {
         const session = new MediaSession(router, () => this.pool.release(router), this.ports, { listenIp: this.opts.listenIp, announcedAddress: this.opts.announcedAddress, latchTimeout: this.opts.latchTimeout, latchPackets: this.opts.latchPackets });
         session.on('failed', (why) => this.fail(key, why));
@@ -115,16 +109,18 @@ export class MediaService extends EventEmitter<MediaEvents> {
 
   /** rtpengine_offer: the SDP `side` sent, rewritten for the other side. Throws SdpError. */
   async offer(key: string, side: Side, branch: number, sdp: string, flags: string | null): Promise<string> {
+    // parsed once, here: the router's numbering and the session take the same description
+    const remote = parseRemote(sdp);
     // an offer we cannot carry is refused before any mediasoup object exists for it
     if (!this.sessions.has(key) && !this.creating.has(key)) {
-      const codecs = parseRemote(sdp).codecs;
+      const codecs = remote.codecs;
       if (!codecs.some((c) => isRoutable(c) && !isDtmf(c))) {
         throw new SdpError(`no codec we can carry (offered: ${codecs.map((c) => c.name).join(', ') || 'none'})`);
       }
     }
-    const s = await this.session(key, sdp);
+    const s = await this.session(key, remote.codecs);
     try {
-      return await s.offer(side, branch, sdp, parseFlags(flags).kind);
+      return await s.offer(side, branch, remote, parseFlags(flags).kind);
     } catch (e) {
       // an initial offer we cannot carry leaves nothing behind (488, no mediasoup object)
       if (!s.answered && s.legs().every((l) => !l.codecs)) this.delete(key);
@@ -157,7 +153,13 @@ export class MediaService extends EventEmitter<MediaEvents> {
 
   /** The gateway answers the caller itself (wsbridge); returns our SDP answer. */
   async answerAsEndpoint(key: string, sdp: string, prefer: string[]): Promise<string> {
-    const s = await this.session(key, sdp);
+    let codecs: SdpCodec[] = [];
+    try {
+      codecs = parseRemote(sdp).codecs;
+    } catch {
+      // the offer itself is refused a moment later, with its reason
+    }
+    const s = await this.session(key, codecs);
     try {
       return await s.answerAsEndpoint(sdp, prefer);
     } catch (e) {
@@ -281,8 +283,12 @@ export class MediaService extends EventEmitter<MediaEvents> {
       const tick = ++this.ticks;
       const phones = tick % 5 === 0;
       const browsers = tick % 15 === 0;
+      // a call younger than one phone period is not read yet: nothing of it can have timed out,
+      // a phone that took its port unheard has its own watch, and a short call (most of a
+      // busy server's) costs no stats request at all
+      const young = now - 5 * this.opts.checkInterval;
       for (const [key, s] of [...this.sessions]) {
-        if (s.isClosed) continue;
+        if (s.isClosed || s.createdAt > young) continue;
         for (const leg of s.legs()) {
           try {
             if (leg instanceof PlainLeg ? phones : browsers) await this.pollLeg(leg, now);

@@ -114,12 +114,13 @@ export class MediaSession extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * An SDP offer from `side` (on `branch` for the callee side); returns the SDP to send to
-   * the other side, whose leg is of `toKind` (null: the same kind as the offerer).
+   * An SDP offer from `side` (on `branch` for the callee side), as text or already parsed;
+   * returns the SDP to send to the other side, whose leg is of `toKind` (null: the same kind
+   * as the offerer).
    */
-  offer(side: Side, branch: number, sdp: string, toKind: LegKind | null): Promise<string> {
+  offer(side: Side, branch: number, sdp: string | RemoteMedia, toKind: LegKind | null): Promise<string> {
     return this.run(async () => {
-      const remote = parseRemote(sdp);
+      const remote = typeof sdp === 'string' ? parseRemote(sdp) : sdp;
       const codecs = routableCodecs(remote.codecs);
       if (!codecs.some((c) => !isDtmf(c))) throw new SdpError(`no codec we can carry (offered: ${remote.codecs.map((c) => c.name).join(', ') || 'none'})`);
       const from = this.legOf(side, branch) ?? (await this.createLeg(side, branch, remote.kind));
@@ -164,12 +165,20 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       leg.codecs = neg.answerer;
       if (side === 'callee') this.connected = branch;
       else if (offer.side === 'callee') this.connected = offer.branch;
-      if (offererChanged || !offerer.producer) await offerer.produce();
-      if (answererChanged || !leg.producer) await leg.produce();
-      await this.wire();
       const out = this.describe(offerer, [neg.offerer.media, ...(neg.offerer.dtmf ? [neg.offerer.dtmf] : [])], remote.direction, false, offer.remote);
       this.answers.set(key, { sessionId: remote.origin.sessionId, version: remote.origin.version, sdp: out, offer });
       if (this.pending === offer) this.pending = null;
+      // The SDP for the offerer needs our ports and the codecs, not the producers: the answer
+      // goes on its way now, and the producers and consumers are made right after it, as the
+      // next operation of this call (whatever comes next, a select or a tap, waits for them).
+      // That keeps two to four worker round trips out of every answer's path (INVITE->200).
+      const produce = [...(offererChanged || !offerer.producer ? [offerer] : []), ...(answererChanged || !leg.producer ? [leg] : [])];
+      this.run(async () => {
+        for (const l of produce) await l.produce();
+        await this.wire();
+      }).catch((e: unknown) => {
+        if (!this.closed) this.emit('failed', `connecting the answered media failed: ${(e as Error).message}`);
+      });
       return out;
     });
   }

@@ -272,7 +272,8 @@ export class ProxyCore {
     // §16.6 step 8: our Via, with rport so replies come back to the port we send from
     out.prepend('via', `SIP/2.0/${viaTransport(outIface.transport)} ${outIface.host}:${outIface.port};branch=${newBranch()};rport`);
     if (rc.startsCall) rc.call?.branchAdded(br);
-    ctx.log.info({ branch: index, ruri: out.uri, dest: `${dest.transport}:${dest.address}:${dest.port}`, flags: br.flagNames, media: br.media }, 'branch');
+    // asked of the parent: ctx.log makes a child logger, for nothing when info is off
+    if (this.d.log.isLevelEnabled('info')) ctx.log.info({ branch: index, ruri: out.uri, dest: `${dest.transport}:${dest.address}:${dest.port}`, flags: br.flagNames, media: br.media }, 'branch');
   }
 
   private startBranch(rc: ResponseContext, br: Branch): void {
