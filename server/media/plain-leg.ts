@@ -65,7 +65,9 @@ export class PlainLeg extends Leg {
 
   static async create(name: string, router: Router, opts: PlainLegOptions): Promise<PlainLeg> {
     const leg = new PlainLeg(name, router, opts);
-    await leg.sniff();
+    // a fresh port held by someone else is given up at once (the session takes another one):
+    // waiting for it to free up cost a second per busy port, in front of the call's INVITE
+    await leg.sniff(false);
     return leg;
   }
 
@@ -95,9 +97,10 @@ export class PlainLeg extends Leg {
 
   /**
    * Holds the RTP port with a socket of ours until the first RTP packet says who sends. After
-   * a PlainTransport closed, the worker releases the port a moment later: binding is retried.
+   * a PlainTransport closed, the worker releases the port a moment later: binding is retried
+   * (`retry`; a new leg's port is not retried).
    */
-  private async sniff(): Promise<void> {
+  private async sniff(retry = true): Promise<void> {
     this.learnStarted = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
@@ -105,7 +108,7 @@ export class PlainLeg extends Leg {
         return;
       } catch (e) {
         if (this.closed) return;
-        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 200) throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || !retry || attempt >= 200) throw e;
         await new Promise((r) => setTimeout(r, 5));
       }
     }
