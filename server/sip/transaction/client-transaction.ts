@@ -64,15 +64,24 @@ export abstract class ClientTransaction {
     return false;
   }
 
-  /** Retransmits at T1, doubling up to `cap`, while `active()` holds (Timers A and E). */
+  /**
+   * Retransmits at T1, doubling up to `cap`, while `active()` holds (Timers A and E). A timer
+   * runs before the datagrams that arrived while the event loop was busy (libuv: timers, then
+   * I/O), so the check waits one turn (setImmediate: after I/O): a response already here stops
+   * the retransmission, instead of a spurious copy of the request going out (a SIPp UAS
+   * aborts a call on an INVITE retransmitted after its 200).
+   */
   protected retransmit(cap: number, active: () => boolean): void {
     if (this.reliable) return;
     let interval = this.host.timers.T1;
-    const tick = (): void => {
+    const send = (): void => {
       if (!active() || !this.buf) return;
       this.host.send(this.buf, this.dest);
       interval = Math.min(interval * 2, cap);
       this.later(interval, tick);
+    };
+    const tick = (): void => {
+      setImmediate(send);
     };
     this.later(interval, tick);
   }
