@@ -65,25 +65,39 @@ export abstract class ClientTransaction {
   }
 
   /**
-   * Retransmits at T1, doubling up to `cap`, while `active()` holds (Timers A and E). A timer
-   * runs before the datagrams that arrived while the event loop was busy (libuv: timers, then
-   * I/O), so the check waits one turn (setImmediate: after I/O): a response already here stops
-   * the retransmission, instead of a spurious copy of the request going out (a SIPp UAS
-   * aborts a call on an INVITE retransmitted after its 200).
+   * Retransmits at T1, doubling up to `cap`, while `active()` holds (Timers A and E).
+   * A timer runs before the datagrams that arrived while the event loop was busy (libuv:
+   * timers, then I/O): a response sitting in the socket would not stop it, and a spurious copy
+   * of the request would go out (a SIPp UAS aborts a call on an INVITE retransmitted after its
+   * 200). So the check waits one turn (setImmediate: after I/O), and a timer that fired later
+   * than its own interval (the loop stalled, a backlog is being read) waits that interval once
+   * more before sending: the stall is not the network losing the request.
    */
   protected retransmit(cap: number, active: () => boolean): void {
     if (this.reliable) return;
     let interval = this.host.timers.T1;
+    let due = 0;
+    let postponed = false;
+    const arm = (): void => {
+      due = Date.now() + interval;
+      this.later(interval, tick);
+    };
     const send = (): void => {
       if (!active() || !this.buf) return;
+      if (!postponed && Date.now() - due > interval) {
+        postponed = true;
+        arm();
+        return;
+      }
+      postponed = false;
       this.host.send(this.buf, this.dest);
       interval = Math.min(interval * 2, cap);
-      this.later(interval, tick);
+      arm();
     };
     const tick = (): void => {
       setImmediate(send);
     };
-    this.later(interval, tick);
+    arm();
   }
 
   terminate(): void {
