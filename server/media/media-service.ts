@@ -46,6 +46,13 @@ export { SdpError };
 
 /** phone legs of one worker asked at most when it reports an SSRC nobody claims */
 const MAX_SEARCH = 64;
+/**
+ * legs that took their port without hearing their phone, asked at most per report: the newest
+ * (a phone starts sending just after its call is answered); older ones have their own watch.
+ * Under load many legs take their port unheard (the fallback timer runs before the sniffer's
+ * queued packets), and asking all of them for every new SSRC fed the load it came from.
+ */
+const MAX_UNHEARD = 8;
 
 export class MediaService extends EventEmitter<MediaEvents> {
   readonly pool: WorkerPool;
@@ -253,7 +260,7 @@ export class MediaService extends EventEmitter<MediaEvents> {
       // a leg that took its port before hearing its phone (answered, nothing came in time)
       // has no SSRC yet: one reading tells which of those few receives
       if (unheard.length) {
-        const read = await Promise.all(unheard.slice(0, MAX_SEARCH).map(async (leg) => ({ leg, c: await leg.counters() })));
+        const read = await Promise.all(unheard.slice(-MAX_UNHEARD).map(async (leg) => ({ leg, c: await leg.counters() })));
         const hit = read.filter((x) => x.c.unclaimed > 0).sort((a, b) => b.c.unclaimed - a.c.unclaimed)[0];
         if (hit) return await hit.leg.adopt(ssrc);
       }
