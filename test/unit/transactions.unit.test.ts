@@ -2,10 +2,12 @@
  * server/sip/transaction: the RFC 3261 §17 state machines (with RFC 6026's Accepted state)
  * behind a fake Sender that records what would go on the wire. Timers are real but short
  * (T1 = 20 ms, T2 = 80 ms, T4 = 100 ms); the tests count messages and read states, they do
- * not measure durations.
+ * not measure durations. One test takes a response over a real loopback socket (a datagram
+ * waiting while the event loop is busy).
  */
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { parseMessage } from '../../server/sip/parser.js';
@@ -390,6 +392,37 @@ describe('INVITE client transaction (§17.1.1)', () => {
     assert.deepEqual(user.responses.map((r) => r.status), [180]);
     await sleep(200);
     assert.equal(sender.requests('INVITE').length, sent, 'no retransmission in Proceeding');
+  });
+
+  it('a 180 that arrived while the event loop was stalled stops Timer A: no spurious copy of the INVITE', async () => {
+    const { layer, sender } = setup();
+    const user = new RecordingClientUser();
+    // the far end's answer comes over a real socket: it waits in the kernel while the loop is busy
+    const ours = dgram.createSocket('udp4');
+    const far = dgram.createSocket('udp4');
+    try {
+      await new Promise<void>((r) => ours.bind(0, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => far.bind(0, '127.0.0.1', () => r()));
+      ours.on('message', (buf) => {
+        const m = parseMessage(buf);
+        if (m.kind === 'message' && m.message instanceof SipResponse) layer.receiveResponse(m.message);
+      });
+      const inv = request('INVITE', { branch: 'z9hG4bK-stall' });
+      const tx = layer.request(inv, UDP, user);
+      far.send(responseTo(inv, 180).toBuffer(), ours.address().port, '127.0.0.1');
+      // the event loop stalls (a burst of work) past Timer A (T1 = 20 ms)
+      const until = Date.now() + 100;
+      while (Date.now() < until) {
+        // busy
+      }
+      await sleep(150);
+      assert.equal(tx.state, 'proceeding');
+      assert.deepEqual(user.responses.map((r) => r.status), [180]);
+      assert.equal(sender.requests('INVITE').length, 1, 'the INVITE went out once');
+    } finally {
+      ours.close();
+      far.close();
+    }
   });
 
   it('does not retransmit over a reliable transport', async () => {
