@@ -399,6 +399,10 @@ export interface ReceivedRtp {
   timestamp: number;
   marker: boolean;
   payloadLength: number;
+  /** the datagram's length, header included */
+  bytes: number;
+  /** the X bit: the packet carries a header extension block */
+  extension: boolean;
   address: string;
   port: number;
 }
@@ -684,7 +688,7 @@ export class RtpMedia {
     if (!p) return;
     const at = Date.now();
     if (this.packets.length < MAX_PACKETS) {
-      this.packets.push({ at, ssrc: p.ssrc, payloadType: p.payloadType, sequenceNumber: p.sequenceNumber, timestamp: p.timestamp, marker: p.marker, payloadLength: p.payloadLength, address, port });
+      this.packets.push({ at, ssrc: p.ssrc, payloadType: p.payloadType, sequenceNumber: p.sequenceNumber, timestamp: p.timestamp, marker: p.marker, payloadLength: p.payloadLength, bytes: buf.length, extension: (buf[0]! & 0x10) !== 0, address, port });
     }
     this.ssrcs.add(p.ssrc);
     this.sources.add(`${address}:${port}`);
