@@ -99,7 +99,8 @@ export const WORKER_PATCHES = [
 		why:
 			'A PlainTransport (not comedia) drops RTP that comes before connect(): a phone sends ' +
 			"as it answers, before its SDP reaches us. Keep the newest 16 packets (each up to the " +
-			'MTU, with their source) and, at connect(), replay those younger than 500 ms that came ' +
+			'MTU, with their source, and room for the extensions the producer writes in place) and, ' +
+			'at connect(), replay those younger than 500 ms that came ' +
 			'from the tuple connected to, through the normal receive path. Packets from anyone ' +
 			'else are never replayed; a sprayer can only fill the small buffer.',
 		file: 'include/RTC/PlainTransport.hpp',
@@ -120,7 +121,9 @@ export const WORKER_PATCHES = [
 					`${T(2)}{\n` +
 					`${T(3)}uint64_t receivedAtMs{ 0u };\n` +
 					`${T(3)}struct sockaddr_storage remoteAddr\n${T(3)}{\n${T(3)}};\n` +
+					`${T(3)}// room after the packet: the producer writes its header extensions in place\n` +
 					`${T(3)}std::vector<uint8_t> data;\n` +
+					`${T(3)}size_t len{ 0u };\n` +
 					`${T(2)}};\n` +
 					`${T(2)}std::deque<EarlyRtpPacket> earlyRtpPackets;\n`,
 			},
@@ -128,7 +131,7 @@ export const WORKER_PATCHES = [
 	},
 	{
 		name: 'early-rtp-replay',
-		why: 'see above; and strip-extensions (below) in the same file',
+		why: 'see above',
 		file: 'src/RTC/PlainTransport.cpp',
 		edits: [
 			{
@@ -149,7 +152,9 @@ export const WORKER_PATCHES = [
 					`${T(6)}&item.remoteAddr,\n` +
 					`${T(6)}addr,\n` +
 					`${T(6)}addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));\n` +
-					`${T(5)}item.data.assign(data, data + len);\n` +
+					`${T(5)}item.data.resize(len + 256u);\n` +
+					`${T(5)}std::memcpy(item.data.data(), data, len);\n` +
+					`${T(5)}item.len = len;\n` +
 					`${T(4)}}\n`,
 			},
 			{
@@ -176,11 +181,21 @@ export const WORKER_PATCHES = [
 					`${T(7)}this->udpSocket, reinterpret_cast<const struct sockaddr*>(&item.remoteAddr));\n\n` +
 					`${T(6)}if (this->tuple->Compare(&source))\n` +
 					`${T(6)}{\n` +
-					`${T(7)}OnRtpDataReceived(&source, item.data.data(), item.data.size());\n` +
+					`${T(7)}OnRtpDataReceived(&source, item.data.data(), item.len);\n` +
 					`${T(6)}}\n` +
 					`${T(5)}}\n` +
 					`${T(4)}}\n`,
 			},
+		],
+	},
+	{
+		name: 'strip-extensions',
+		why:
+			"mediasoup's producer adds an 8-byte MID extension slot to every packet; a desk phone " +
+			'negotiated no header extension. A consumer with no header extensions is sent a copy ' +
+			'without the extension block (X bit cleared); the shared packet is not touched.',
+		file: 'src/RTC/PlainTransport.cpp',
+		edits: [
 			{
 				find:
 					`${T(1)}void PlainTransport::SendRtpPacket(\n` +
@@ -219,10 +234,11 @@ export const WORKER_PATCHES = [
 		name: 'early-rtp-to-first-consumer',
 		why:
 			'A producer made before its far leg consumes it (produce, connect, then the far ' +
-			"leg's consume) loses what arrives in between. The router keeps the newest 25 packets " +
-			'of a producer that never had a consumer and hands those younger than 1 s to its ' +
-			'first consumer once that can send (created on a connected transport, or when its ' +
-			'transport connects). Then it keeps nothing more for that producer.',
+			"leg's consume; a browser's DTLS after the answer) loses what arrives in between. The " +
+			'router keeps the newest 25 packets of a producer while none of its consumers can send ' +
+			'(yet) and hands those younger than 1 s to the first consumer that can (created on a ' +
+			'connected transport, or when its transport connects). Then it keeps nothing more for ' +
+			'that producer.',
 		file: 'include/RTC/Transport.hpp',
 		edits: [
 			{
@@ -324,8 +340,12 @@ export const WORKER_PATCHES = [
 				find: `${T(2)}auto& consumers = this->mapProducerConsumers.at(producer);\n\n${T(2)}if (!consumers.empty())\n`,
 				replace:
 					`${T(2)}auto& consumers = this->mapProducerConsumers.at(producer);\n\n` +
-					`${T(2)}// sip-webrtc-gateway: kept for the first consumer (the newest 25).\n` +
-					`${T(2)}if (consumers.empty() && packet->GetSize() <= RTC::Consts::MtuSize)\n${T(2)}{\n` +
+					`${T(2)}// sip-webrtc-gateway: kept (the newest 25) while no consumer can send (none yet, or\n` +
+					`${T(2)}// its transport not connected: a browser's DTLS after the answer).\n` +
+					`${T(2)}bool anyActiveConsumer{ false };\n\n` +
+					`${T(2)}for (auto* consumer : consumers)\n${T(2)}{\n` +
+					`${T(3)}if (consumer->IsActive())\n${T(3)}{\n${T(4)}anyActiveConsumer = true;\n\n${T(4)}break;\n${T(3)}}\n${T(2)}}\n\n` +
+					`${T(2)}if (!anyActiveConsumer && packet->GetSize() <= RTC::Consts::MtuSize)\n${T(2)}{\n` +
 					`${T(3)}auto& early = this->mapProducerEarlyRtp[producer];\n\n` +
 					`${T(3)}if (!early.consumed)\n${T(3)}{\n` +
 					`${T(4)}if (early.packets.size() >= 25u)\n${T(4)}{\n` +

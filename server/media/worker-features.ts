@@ -22,6 +22,8 @@ export interface WorkerFeatures {
   catchAllSsrc: boolean;
   earlyReplay: boolean;
   stripsExtensions: boolean;
+  /** why the test could not run (the features are then all false) */
+  error?: string;
 }
 
 export const NO_FEATURES: WorkerFeatures = { catchAllSsrc: false, earlyReplay: false, stripsExtensions: false };
@@ -92,8 +94,8 @@ export async function detectWorkerFeatures(worker: Worker): Promise<WorkerFeatur
       earlyReplay: got.some((p) => p.length >= 12 + PAYLOAD && payloadSeq(p) === 1),
       stripsExtensions: got.length > 0 && got.every((p) => p.length === 12 + PAYLOAD && (p[0]! & 0x10) === 0),
     };
-  } catch {
-    return NO_FEATURES;
+  } catch (e) {
+    return { ...NO_FEATURES, error: (e as Error).message };
   } finally {
     router?.close();
     for (const s of sockets) s.close();

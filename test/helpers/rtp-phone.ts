@@ -695,7 +695,8 @@ export class RtpMedia {
     this.lastSource = { address, port };
     const kind = this.plan?.receive.get(p.payloadType);
     if (kind === undefined) {
-      this.unknownPayloadPackets++;
+      // before the answer (RtpPhone.listenEarly) nothing is planned yet: not a stray
+      if (this.plan) this.unknownPayloadPackets++;
       return;
     }
     if (kind === 'telephone-event') {
@@ -1051,6 +1052,15 @@ export class RtpPhone {
   /** @internal the RTP socket now feeds this media */
   ownMedia(media: RtpMedia): void {
     this.mediaOwner = media;
+  }
+
+  /**
+   * @internal A caller that sent its offer must be prepared to receive media for it
+   * (RFC 3264 §5.1): the RTP socket feeds `media` from then on, unless another call has it.
+   * What arrives before the answer is recorded (receivedPackets), not decoded.
+   */
+  listenEarly(media: RtpMedia): void {
+    this.mediaOwner ??= media;
   }
 
   /** @internal */
@@ -1530,7 +1540,10 @@ export class PhoneCall {
     this.extraHeaders = headers;
     this.localHeader = `<${fromUri}>;tag=${this.localTag}`;
     this.remoteHeader = `<${targetUri}>`;
-    if (!lateOffer) this.pendingOffer = this.makeOffer(this.wanted);
+    if (!lateOffer) {
+      this.pendingOffer = this.makeOffer(this.wanted);
+      this.phone.listenEarly(this.media);
+    }
     this.sendInvite(null);
   }
 
