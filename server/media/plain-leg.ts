@@ -377,9 +377,7 @@ export class PlainLeg extends Leg {
       },
     });
     // sent right behind the produce request: the worker replays what it kept into the producer
-    const connecting = this.connectDirect();
-    const producer = await producing;
-    await connecting;
+    const [producer] = await Promise.all([producing, this.connectDirect()]);
     if (this.closed || this.plain !== plain) {
       producer.close();
       return;
