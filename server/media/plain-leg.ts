@@ -288,21 +288,23 @@ export class PlainLeg extends Leg {
   }
 
   /**
-   * One look of the watch: RTP from elsewhere and none claimed (behind NAT, or a phone that
-   * took the port unheard): learn again. Direct path: once the SSRC-less producer claims the
-   * phone's traffic, its SSRC is read (one request) and the watch ends.
+   * One look of the watch. Direct path: once the SSRC-less producer has a stream (it claimed
+   * the phone's SSRC), that SSRC is the one learnt and the watch ends: one request per leg.
+   * Otherwise RTP from elsewhere and none claimed (behind NAT, or a phone that took the port
+   * unheard): learn again.
    */
   private async watchTick(): Promise<void> {
-    const { unclaimed, claimed } = await this.counters();
     const producer = this.producer;
-    if (claimed > 0 && this.direct && producer && this.producerSsrc === null) {
+    if (this.direct && producer && this.producerSsrc === null) {
       const [s] = await producer.getStats();
       const plain = this.plain;
-      if (!s || this.producer !== producer || !plain?.tuple.remoteIp || this.learnt) return;
-      this.producerSsrc = s.ssrc;
-      this.learnt = { ssrc: s.ssrc, address: plain.tuple.remoteIp, port: plain.tuple.remotePort!, at: Date.now() };
-      return;
+      if (s && this.producer === producer && plain?.tuple.remoteIp && !this.learnt) {
+        this.producerSsrc = s.ssrc;
+        this.learnt = { ssrc: s.ssrc, address: plain.tuple.remoteIp, port: plain.tuple.remotePort!, at: Date.now() };
+        return;
+      }
     }
+    const { unclaimed, claimed } = await this.counters();
     if (unclaimed > 600 && claimed === 0 && !this.relearning && !this.closed && this.plain) await this.relearn();
   }
 
