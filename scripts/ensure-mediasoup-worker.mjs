@@ -262,7 +262,7 @@ function checkExisting() {
 
 		log(
 			`${rel(WORKER_BIN)} runs but is ${stamp ? `"${stamp}"` : 'not stamped'}; ` +
-				`replacing it with a worker of patch set ${PATCH_SET_VERSION}`
+				`looking for a worker of patch set ${PATCH_SET_VERSION} (cache, else download, else build)`
 		);
 	}
 
