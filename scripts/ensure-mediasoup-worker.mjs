@@ -715,7 +715,7 @@ async function main() {
 	log(
 		opts.forceBuild
 			? `mediasoup ${version}: --force-build given, building without looking for an existing worker`
-			: `mediasoup ${version}: no working worker at ${rel(WORKER_BIN)}`
+			: `mediasoup ${version}: no usable worker at ${rel(WORKER_BIN)}`
 	);
 
 	const lock = await acquireLock(lockFile);
