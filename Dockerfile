@@ -1,5 +1,9 @@
 # The gateway on Debian 12 with Node 22 LTS. With internet access at build time, the install
-# downloads mediasoup's prebuilt worker (scripts/ensure-mediasoup-worker.mjs).
+# downloads mediasoup's prebuilt worker (scripts/ensure-mediasoup-worker.mjs). That worker lacks
+# the gateway's patches (scripts/mediasoup/README.md): the gateway finds out at start-up and its
+# phone legs learn their SSRC before relaying (the first ~100 ms of each phone leg are lost).
+# Building the patched worker here would need Debian's -dev packages in the build stage and
+# their runtime libraries in the final image (scripts/mediasoup/README.md lists them).
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./

@@ -6,19 +6,27 @@
 // subprojects fetched from the internet) never runs. This script does that job, in order:
 //
 //   1. MEDIASOUP_WORKER_BIN is set to an executable, or
-//      node_modules/mediasoup/worker/out/Release/mediasoup-worker exists and runs: nothing to do.
+//      node_modules/mediasoup/worker/out/Release/mediasoup-worker exists, runs, and its stamp
+//      file (mediasoup-worker.stamp beside it) says it is mediasoup's prebuilt download or our
+//      build with the current patch set: nothing to do. A worker without a stamp, or built with
+//      another patch set, is replaced by the steps below.
 //   2. A cached binary exists in ${XDG_CACHE_HOME:-~/.cache}/sip-webrtc-gateway/
-//      mediasoup-worker-<version>-<arch>: copy it into node_modules.
+//      mediasoup-worker-<version>-p<patch set>-<arch>: copy it into node_modules.
 //   3. mediasoup's own prebuilt download (its postinstall, with a timeout and with its
-//      pip-based local-build fallback disabled). Works wherever GitHub is reachable.
+//      pip-based local-build fallback disabled). Works wherever GitHub is reachable. The
+//      prebuilt worker lacks the gateway's patches; the gateway finds that out at start-up
+//      (server/media/worker-features.ts) and takes its slower path.
 //   4. Build the worker from the npm tarball's sources against Debian's libraries, using the
-//      local meson subprojects in scripts/mediasoup/ (see scripts/mediasoup/README.md).
+//      local meson subprojects in scripts/mediasoup/ and the gateway's patch set
+//      (scripts/mediasoup/worker-patches.mjs; see scripts/mediasoup/README.md).
 //
 // Options:
 //   --force-build             skip steps 1-3 and build (the result still goes to the cache)
 //   --no-download             skip step 3 (also: MEDIASOUP_SKIP_WORKER_PREBUILT_DOWNLOAD=1)
 //   --download-timeout=SECS   time limit for step 3 (default 60)
 //   --keep-build              keep the build directory after a successful build
+//   --output=FILE             build (as --force-build) and write the binary to FILE only:
+//                             node_modules and the cache are left alone (to try a build)
 //
 // Environment: MEDIASOUP_WORKER_BUILD_DIR overrides the build directory
 // (default: <cache dir>/build-<version>-<arch>).
@@ -30,12 +38,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { applyWorkerPatches, PATCH_SET_VERSION } from './mediasoup/worker-patches.mjs';
 
 const TAG = '[mediasoup-worker]';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MEDIASOUP_DIR = path.join(ROOT, 'node_modules', 'mediasoup');
 const WORKER_REL = path.join('worker', 'out', 'Release', 'mediasoup-worker');
 const WORKER_BIN = path.join(MEDIASOUP_DIR, WORKER_REL);
+// Says where the installed binary came from: `prebuilt <version>` or `patched <version> <set>`.
+const WORKER_STAMP = `${WORKER_BIN}.stamp`;
 const ASSETS_DIR = path.join(ROOT, 'scripts', 'mediasoup');
 
 // The worker exits with this code when started without MEDIASOUP_VERSION in its environment
@@ -73,7 +84,7 @@ const BUILD_REQUIREMENTS = [
 // compares operationType with BIO_CB_RETURN instead of testing the bit, so it answers 1 to every
 // BIO_ctrl (including BIO_CTRL_GET_KTLS_SEND). With Debian's KTLS-enabled libssl, OpenSSL then
 // thinks kernel TLS is on and the worker crashes at the first DTLS ServerHello.
-const DTLS_FILE = path.join('worker', 'src', 'RTC', 'DtlsTransport.cpp');
+const DTLS_FILE = path.join('src', 'RTC', 'DtlsTransport.cpp');
 const DTLS_BUGGY = '(operationType == BIO_CB_RETURN) ? static_cast<long>(ret) : 1;';
 const DTLS_FIXED = '((operationType & BIO_CB_RETURN) != 0) ? static_cast<long>(ret) : 1;';
 
@@ -110,12 +121,16 @@ function seconds(ms) {
 }
 
 function parseArgs(argv) {
-	const opts = { forceBuild: false, noDownload: false, keepBuild: false, downloadTimeoutS: 60 };
+	const opts = { forceBuild: false, noDownload: false, keepBuild: false, downloadTimeoutS: 60, output: null };
 
 	for (const arg of argv) {
 		if (arg === '--force-build') opts.forceBuild = true;
 		else if (arg === '--no-download') opts.noDownload = true;
 		else if (arg === '--keep-build') opts.keepBuild = true;
+		else if (arg.startsWith('--output=')) {
+			opts.output = path.resolve(arg.slice('--output='.length));
+			opts.forceBuild = true;
+		}
 		else if (arg.startsWith('--download-timeout=')) {
 			const value = Number(arg.slice('--download-timeout='.length));
 
@@ -199,6 +214,22 @@ function cacheRoot() {
 	return path.join(base, 'sip-webrtc-gateway');
 }
 
+function readStamp() {
+	try {
+		return fs.readFileSync(WORKER_STAMP, 'utf8').trim();
+	} catch {
+		return null;
+	}
+}
+
+function writeStamp(text) {
+	fs.writeFileSync(WORKER_STAMP, `${text}\n`);
+}
+
+function patchedStamp(version) {
+	return `patched ${version} ${PATCH_SET_VERSION}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Step 1: already there?
 
@@ -220,9 +251,19 @@ function checkExisting() {
 	}
 
 	if (workerRuns(WORKER_BIN)) {
-		log(`ok: ${rel(WORKER_BIN)}`);
+		const version = readMediasoupVersion();
+		const stamp = readStamp();
 
-		return true;
+		if (stamp === patchedStamp(version) || stamp === `prebuilt ${version}`) {
+			log(`ok: ${rel(WORKER_BIN)} (${stamp.startsWith('prebuilt') ? 'prebuilt, without the gateway\'s patches' : `patch set ${PATCH_SET_VERSION}`})`);
+
+			return true;
+		}
+
+		log(
+			`${rel(WORKER_BIN)} runs but is ${stamp ? `"${stamp}"` : 'not stamped'}; ` +
+				`looking for a worker of patch set ${PATCH_SET_VERSION} (cache, else download, else build)`
+		);
 	}
 
 	return false;
@@ -231,7 +272,7 @@ function checkExisting() {
 // ---------------------------------------------------------------------------------------------
 // Step 2: cached binary.
 
-function tryCache(cacheFile) {
+function tryCache(cacheFile, version) {
 	if (!fs.existsSync(cacheFile)) return false;
 
 	if (!workerRuns(cacheFile)) {
@@ -248,6 +289,7 @@ function tryCache(cacheFile) {
 		return false;
 	}
 
+	writeStamp(patchedStamp(version));
 	log(`copied cached worker ${cacheFile} -> ${rel(WORKER_BIN)}`);
 
 	return true;
@@ -391,8 +433,9 @@ function checkBuildRequirements() {
 	log(`build requirements present (meson ${mesonVersion})`);
 }
 
-function patchDtlsTransport() {
-	const file = path.join(MEDIASOUP_DIR, DTLS_FILE);
+// Applied to the staged copy of the worker (node_modules is never edited).
+function patchDtlsTransport(stageDir) {
+	const file = path.join(stageDir, DTLS_FILE);
 	const text = fs.readFileSync(file, 'utf8');
 
 	if (text.includes(DTLS_FIXED)) {
@@ -411,12 +454,12 @@ function patchDtlsTransport() {
 	}
 
 	fs.writeFileSync(file, text.replace(DTLS_BUGGY, DTLS_FIXED));
-	log(`${DTLS_FILE}: applied the BIO_CB_RETURN bit-test fix (in node_modules)`);
+	log(`${DTLS_FILE}: applied the BIO_CB_RETURN bit-test fix (in the staged copy)`);
 }
 
 // Copies node_modules/mediasoup/worker to <buildRoot>/worker without mediasoup's .wrap files,
-// adds our local subprojects and relaxes meson_version. The package in node_modules keeps its
-// own build files untouched (only the DtlsTransport.cpp fix is applied there).
+// adds our local subprojects and relaxes meson_version. The package in node_modules is left
+// untouched: the DtlsTransport.cpp fix and the gateway's patches go to this copy.
 function stageWorkerSources(stageDir) {
 	const srcWorker = path.join(MEDIASOUP_DIR, 'worker');
 	const skip = new Set(
@@ -522,12 +565,11 @@ function runLogged(label, command, args, logFile) {
 	});
 }
 
-async function buildWorker({ version, cacheFile, buildRoot, keepBuild }) {
+async function buildWorker({ version, cacheFile, buildRoot, keepBuild, output }) {
 	const started = Date.now();
 
 	log(`building mediasoup-worker ${version} from source (this takes a few minutes)...`);
 	checkBuildRequirements();
-	patchDtlsTransport();
 
 	fs.rmSync(buildRoot, { recursive: true, force: true });
 	fs.mkdirSync(buildRoot, { recursive: true });
@@ -537,6 +579,16 @@ async function buildWorker({ version, cacheFile, buildRoot, keepBuild }) {
 	const logFile = path.join(buildRoot, 'build.log');
 
 	stageWorkerSources(stageDir);
+	patchDtlsTransport(stageDir);
+
+	let patches;
+
+	try {
+		patches = applyWorkerPatches(stageDir, fs, path);
+	} catch (error) {
+		throw new StepError(error.message);
+	}
+	log(`applied the gateway's worker patch set ${PATCH_SET_VERSION}: ${patches.join(', ')}`);
 	log(`build log: ${logFile}`);
 
 	await runLogged(
@@ -569,12 +621,18 @@ async function buildWorker({ version, cacheFile, buildRoot, keepBuild }) {
 		throw new StepError(`${built} was built but does not run (expected exit code 41); see ${logFile}`);
 	}
 
-	installFile(built, cacheFile);
-	installFile(built, WORKER_BIN);
+	if (output) {
+		installFile(built, output);
+		log(`wrote ${output} (node_modules and the cache left alone)`);
+	} else {
+		installFile(built, cacheFile);
+		installFile(built, WORKER_BIN);
 
-	if (!workerRuns(WORKER_BIN)) throw new StepError(`${rel(WORKER_BIN)} does not run after install`);
+		if (!workerRuns(WORKER_BIN)) throw new StepError(`${rel(WORKER_BIN)} does not run after install`);
 
-	log(`installed ${rel(WORKER_BIN)} and cached it as ${cacheFile}`);
+		writeStamp(patchedStamp(version));
+		log(`installed ${rel(WORKER_BIN)} and cached it as ${cacheFile}`);
+	}
 
 	if (keepBuild) {
 		log(`build directory kept: ${buildRoot}`);
@@ -647,7 +705,8 @@ async function main() {
 
 	const version = readMediasoupVersion();
 	const cacheDir = cacheRoot();
-	const cacheFile = path.join(cacheDir, `mediasoup-worker-${version}-${process.arch}`);
+	// The patch set is in the name: a worker cached before it (or with another) is not reused.
+	const cacheFile = path.join(cacheDir, `mediasoup-worker-${version}-p${PATCH_SET_VERSION}-${process.arch}`);
 	const buildRoot =
 		process.env.MEDIASOUP_WORKER_BUILD_DIR ||
 		path.join(cacheDir, `build-${version}-${process.arch}`);
@@ -656,7 +715,7 @@ async function main() {
 	log(
 		opts.forceBuild
 			? `mediasoup ${version}: --force-build given, building without looking for an existing worker`
-			: `mediasoup ${version}: no working worker at ${rel(WORKER_BIN)}`
+			: `mediasoup ${version}: no usable worker at ${rel(WORKER_BIN)}`
 	);
 
 	const lock = await acquireLock(lockFile);
@@ -678,25 +737,21 @@ async function main() {
 				return;
 			}
 
-			if (tryCache(cacheFile)) return;
+			if (tryCache(cacheFile, version)) return;
 
 			const skipDownload = opts.noDownload || Boolean(process.env.MEDIASOUP_SKIP_WORKER_PREBUILT_DOWNLOAD);
 
 			if (skipDownload) {
 				log('prebuilt download skipped');
 			} else if (await tryPrebuiltDownload(opts.downloadTimeoutS)) {
-				try {
-					installFile(WORKER_BIN, cacheFile);
-					log(`cached it as ${cacheFile}`);
-				} catch (error) {
-					log(`could not cache the downloaded worker (${error.message}); continuing`);
-				}
+				// not cached: the cache holds our patched builds only (a download is cheap)
+				writeStamp(`prebuilt ${version}`);
 
 				return;
 			}
 		}
 
-		await buildWorker({ version, cacheFile, buildRoot, keepBuild: opts.keepBuild });
+		await buildWorker({ version, cacheFile, buildRoot, keepBuild: opts.keepBuild, output: opts.output });
 	} finally {
 		release();
 	}

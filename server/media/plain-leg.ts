@@ -12,6 +12,14 @@
  * worker (MediaService hears its "no suitable Producer" warning); a phone whose traffic
  * stopped while other bytes arrive is learnt again with the sniffer. No JavaScript runs per
  * packet: only the packets of the learning phase pass through Node.
+ *
+ * With our patched worker (worker-features.ts: catchAllSsrc and earlyReplay) there is no
+ * learning phase: the PlainTransport takes the port at once, its producer is made without an
+ * SSRC (it claims the first one the transport hears) and it is connected to the SDP's address,
+ * so only that address's packets are taken; those that came before the answer are replayed by
+ * the worker, and the far leg is handed what arrived before it consumed. The phone's first
+ * packet is relayed. A phone that sends from elsewhere (behind NAT) is seen by the watch (bytes
+ * arrive, none claimed) and learnt with the sniffer as above, strict latching unchanged.
  */
 import dgram from 'node:dgram';
 import type { PlainTransport, Router } from 'mediasoup/types';
@@ -19,6 +27,7 @@ import { codecList, toRtpCodec } from './codecs.js';
 import { RtpLatch, type Latched, type Source } from './latch.js';
 import { Leg, type LegStats, type LocalTransport } from './leg.js';
 import type { RemoteMedia } from './sdp.js';
+import { routerFeatures } from './worker-features.js';
 
 export interface PlainLegOptions {
   listenIp: string;
@@ -57,18 +66,68 @@ export class PlainLeg extends Leg {
   private learnStarted = 0;
   private building: Promise<void> | null = null;
   private producing: Promise<void> = Promise.resolve();
+  /**
+   * The patched worker's path (no sniffer, an SSRC-less producer), until the leg learns with
+   * the sniffer after all (behind NAT, moved media, rtcp-mux): then the learnt path for good.
+   */
+  private direct: boolean;
+  /** direct path: connect() was sent */
+  private connected = false;
+  /** the SSRC the current producer carries (null: an SSRC-less producer that has claimed none we know of) */
+  private producerSsrc: number | null = null;
 
   private constructor(name: string, private readonly router: Router, private readonly opts: PlainLegOptions) {
     super(name, 'rtp');
     this.latch = new RtpLatch({ probation: Math.max(1, opts.latchPackets) });
+    const f = routerFeatures(router);
+    this.direct = f.catchAllSsrc && f.earlyReplay;
   }
 
   static async create(name: string, router: Router, opts: PlainLegOptions): Promise<PlainLeg> {
     const leg = new PlainLeg(name, router, opts);
     // a fresh port held by someone else is given up at once (the session takes another one):
     // waiting for it to free up cost a second per busy port, in front of the call's INVITE
-    await leg.sniff(false);
+    if (leg.direct) await leg.open();
+    else await leg.sniff(false);
     return leg;
+  }
+
+  /**
+   * Direct path: the PlainTransport takes the port now, not connected (the worker keeps what
+   * arrives until connect()). RTP/AVP phones do not mux RTCP: it gets port + 1, as our SDP says.
+   */
+  private async open(): Promise<void> {
+    this.learnStarted = Date.now();
+    const listen = { protocol: 'udp' as const, ip: this.opts.listenIp, announcedAddress: this.opts.announcedAddress };
+    const plain = await this.router.createPlainTransport({
+      listenInfo: { ...listen, port: this.opts.port },
+      rtcpListenInfo: { ...listen, port: this.opts.port + 1 },
+      rtcpMux: false,
+      comedia: false,
+    });
+    if (this.closed) {
+      plain.close();
+      return;
+    }
+    this.plain = plain;
+  }
+
+  /**
+   * Direct path: connects the transport to the SDP's address (once; sent right after the
+   * producer, so the packets it replays find it). The watch then looks for a phone that sends
+   * from elsewhere.
+   */
+  private connectDirect(): Promise<void> {
+    const plain = this.plain;
+    const r = this.remote;
+    if (!this.direct || this.connected || !plain || !r || r.address === '0.0.0.0' || r.port === 0) return Promise.resolve();
+    this.connected = true;
+    return plain.connect({ ip: r.address, port: r.port, rtcpPort: r.rtcpPort ?? r.port + 1 }).then(() => {
+      if (this.closed || this.plain !== plain) return;
+      this.lastLearnMs = Date.now() - this.learnStarted;
+      this.emit('ready');
+      this.watchStart();
+    });
   }
 
   get transport(): PlainTransport | null {
@@ -224,16 +283,48 @@ export class PlainLeg extends Leg {
       this.watch = setTimeout(() => {
         this.watch = null;
         if (this.closed || this.learnt || !this.plain) return;
-        this.poll().then(() => next(i + 1), () => next(i + 1));
+        this.watchTick().then(() => next(i + 1), () => next(i + 1));
       }, delays[i]);
       this.watch.unref();
     };
     next(0);
   }
 
+  /**
+   * One look of the watch. Direct path: once the SSRC-less producer has a stream (it claimed
+   * the phone's SSRC), that SSRC is the one learnt and the watch ends: one request per leg.
+   * Otherwise RTP from elsewhere and none claimed (behind NAT, or a phone that took the port
+   * unheard): learn again.
+   */
+  private async watchTick(): Promise<void> {
+    const producer = this.producer;
+    if (this.direct && producer && this.producerSsrc === null) {
+      const [s] = await producer.getStats();
+      const plain = this.plain;
+      if (s && this.producer === producer && plain?.tuple.remoteIp && !this.learnt) {
+        this.producerSsrc = s.ssrc;
+        this.learnt = { ssrc: s.ssrc, address: plain.tuple.remoteIp, port: plain.tuple.remotePort!, at: Date.now() };
+        return;
+      }
+    }
+    const { unclaimed, claimed } = await this.counters();
+    if (unclaimed > 600 && claimed === 0 && !this.relearning && !this.closed && this.plain) await this.relearn();
+  }
+
   async setRemote(remote: RemoteMedia): Promise<void> {
     const before = this.remote;
     this.remote = remote;
+    if (this.direct && !this.connected && !this.relearning) {
+      // our transport does not mux RTCP: a phone that does is learnt the other way
+      if (remote.rtcpMux && this.plain) {
+        this.direct = false;
+        await this.relearn();
+        return;
+      }
+      // connected once the producer exists (produce()), so that what the worker kept finds it
+      if (this.producer) await this.connectDirect();
+      return;
+    }
     if (this.plain && before && !this.relearning) {
       // the phone moved its media (a re-INVITE to another port or host): follow it
       const moved = remote.address !== '0.0.0.0' && (remote.address !== before.address || remote.port !== before.port);
@@ -273,18 +364,30 @@ export class PlainLeg extends Leg {
   }
 
   private async produceNow(): Promise<void> {
-    if (!this.plain || !this.codecs || !this.learnt || this.closed) return;
-    if (this.producer && !this.producer.closed && this.producer.rtpParameters.encodings?.[0]?.ssrc === this.learnt.ssrc) return;
+    const plain = this.plain;
+    if (!plain || !this.codecs || this.closed) return;
+    const ssrc = this.learnt?.ssrc ?? null;
+    // the learnt path needs the SSRC; the direct one makes an SSRC-less producer
+    if (ssrc === null && !this.direct) return;
+    if (this.producer && !this.producer.closed && this.producerSsrc === ssrc) return;
     this.producer?.close();
     this.producer = null;
-    this.producer = await this.plain.produce({
+    this.producerSsrc = ssrc;
+    const producing = plain.produce({
       kind: 'audio',
       rtpParameters: {
         codecs: codecList(this.codecs).map(toRtpCodec),
-        encodings: [{ ssrc: this.learnt.ssrc }],
-        rtcp: { cname: `${this.name}-${this.learnt.ssrc}`, reducedSize: false },
+        encodings: [ssrc === null ? {} : { ssrc }],
+        rtcp: { cname: `${this.name}-${ssrc ?? 'first'}`, reducedSize: false },
       },
     });
+    // sent right behind the produce request: the worker replays what it kept into the producer
+    const [producer] = await Promise.all([producing, this.connectDirect()]);
+    if (this.closed || this.plain !== plain) {
+      producer.close();
+      return;
+    }
+    this.producer = producer;
     this.emit('producer');
   }
 
@@ -293,6 +396,9 @@ export class PlainLeg extends Leg {
     if (this.relearning || this.closed) return;
     this.relearning = true;
     this.relearnCount++;
+    // learnt with the sniffer from now on (the direct path's transport cannot reconnect)
+    this.direct = false;
+    this.producerSsrc = null;
     try {
       this.producer?.close();
       this.producer = null;

@@ -11,11 +11,17 @@
  * how a phone's new SSRC is noticed the moment it arrives (`onUnclaimedSsrc`), without asking
  * every leg for its counters. A worker that floods us with them (someone sending junk to a
  * latched phone's port) has the tag turned off for a while.
+ *
+ * At start the pool tries what its worker binary can do beyond stock mediasoup
+ * (worker-features.ts: our patched build, or the prebuilt download without the patches) and
+ * says so once; every router it makes carries the answer in appData.workerFeatures, which the
+ * phone legs read (plain-leg.ts).
  */
 import * as mediasoup from 'mediasoup';
 import type { Router, RtpCodecCapability, Worker } from 'mediasoup/types';
 import type { Logger } from 'pino';
 import { ROUTER_CODECS } from './codecs.js';
+import { NO_FEATURES, workerFeatures, type WorkerFeatures } from './worker-features.js';
 
 /** the worker's warning for RTP dropped for want of a producer (Transport::ReceiveRtpPacket) */
 const UNCLAIMED = /^\[pid:(\d+)\] .*no suitable Producer for received RTP packet \[ssrc:(\d+), payloadType:(\d+)/;
@@ -57,12 +63,22 @@ export class WorkerPool {
   /** calls per worker, and the shared routers by worker and numbering */
   private readonly load = new Map<Worker, number>();
   private readonly shared = new Map<string, SharedRouter>();
+  /** what the worker binary can do beyond stock mediasoup (known after start) */
+  features: WorkerFeatures = NO_FEATURES;
 
   constructor(private readonly opts: WorkerPoolOptions, private readonly log: Logger) {}
 
   async start(): Promise<void> {
     listen(this);
     for (let i = 0; i < this.opts.count; i++) this.workers.push(await this.spawn());
+    const first = this.workers[0];
+    if (first) {
+      this.features = await workerFeatures(first);
+      const fast = this.features.catchAllSsrc && this.features.earlyReplay;
+      this.log.info({ ...this.features }, fast
+        ? 'mediasoup worker has the gateway\'s patches: phone legs relay from their first packet'
+        : 'mediasoup worker without the gateway\'s patches (prebuilt?): phone legs learn their SSRC before relaying');
+    }
   }
 
   /** A warning one of the process's workers logged (each pool takes its own workers'). */
@@ -122,7 +138,7 @@ export class WorkerPool {
   /** A router of its own (tests, tools). */
   async createRouter(mediaCodecs: RtpCodecCapability[] = ROUTER_CODECS): Promise<Router> {
     const worker = this.leastLoaded();
-    const router = await worker.createRouter({ mediaCodecs });
+    const router = await worker.createRouter({ mediaCodecs, appData: { workerFeatures: this.features } });
     this.track(worker, router);
     return router;
   }
@@ -149,7 +165,7 @@ export class WorkerPool {
     const key = `${worker.pid}|${mediaCodecs.map((c) => `${c.mimeType}/${c.clockRate}=${c.preferredPayloadType}`).join(',')}`;
     let entry = this.shared.get(key);
     if (!entry || entry.router?.closed) {
-      const ready = worker.createRouter({ mediaCodecs });
+      const ready = worker.createRouter({ mediaCodecs, appData: { workerFeatures: this.features } });
       entry = { router: null, users: 0, ready, idle: null };
       this.shared.set(key, entry);
       const e = entry;

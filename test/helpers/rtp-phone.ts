@@ -399,6 +399,10 @@ export interface ReceivedRtp {
   timestamp: number;
   marker: boolean;
   payloadLength: number;
+  /** the datagram's length, header included */
+  bytes: number;
+  /** the X bit: the packet carries a header extension block */
+  extension: boolean;
   address: string;
   port: number;
 }
@@ -684,14 +688,15 @@ export class RtpMedia {
     if (!p) return;
     const at = Date.now();
     if (this.packets.length < MAX_PACKETS) {
-      this.packets.push({ at, ssrc: p.ssrc, payloadType: p.payloadType, sequenceNumber: p.sequenceNumber, timestamp: p.timestamp, marker: p.marker, payloadLength: p.payloadLength, address, port });
+      this.packets.push({ at, ssrc: p.ssrc, payloadType: p.payloadType, sequenceNumber: p.sequenceNumber, timestamp: p.timestamp, marker: p.marker, payloadLength: p.payloadLength, bytes: buf.length, extension: (buf[0]! & 0x10) !== 0, address, port });
     }
     this.ssrcs.add(p.ssrc);
     this.sources.add(`${address}:${port}`);
     this.lastSource = { address, port };
     const kind = this.plan?.receive.get(p.payloadType);
     if (kind === undefined) {
-      this.unknownPayloadPackets++;
+      // before the answer (RtpPhone.listenEarly) nothing is planned yet: not a stray
+      if (this.plan) this.unknownPayloadPackets++;
       return;
     }
     if (kind === 'telephone-event') {
@@ -1047,6 +1052,15 @@ export class RtpPhone {
   /** @internal the RTP socket now feeds this media */
   ownMedia(media: RtpMedia): void {
     this.mediaOwner = media;
+  }
+
+  /**
+   * @internal A caller that sent its offer must be prepared to receive media for it
+   * (RFC 3264 §5.1): the RTP socket feeds `media` from then on, unless another call has it.
+   * What arrives before the answer is recorded (receivedPackets), not decoded.
+   */
+  listenEarly(media: RtpMedia): void {
+    this.mediaOwner ??= media;
   }
 
   /** @internal */
@@ -1526,7 +1540,10 @@ export class PhoneCall {
     this.extraHeaders = headers;
     this.localHeader = `<${fromUri}>;tag=${this.localTag}`;
     this.remoteHeader = `<${targetUri}>`;
-    if (!lateOffer) this.pendingOffer = this.makeOffer(this.wanted);
+    if (!lateOffer) {
+      this.pendingOffer = this.makeOffer(this.wanted);
+      this.phone.listenEarly(this.media);
+    }
     this.sendInvite(null);
   }
 
