@@ -22,7 +22,7 @@
  * arrive, none claimed) and learnt with the sniffer as above, strict latching unchanged.
  */
 import dgram from 'node:dgram';
-import type { PlainTransport, Router } from 'mediasoup/types';
+import type { PlainTransport, Producer, ProducerScore, Router } from 'mediasoup/types';
 import { codecList, toRtpCodec } from './codecs.js';
 import { RtpLatch, type Latched, type Source } from './latch.js';
 import { Leg, type LegStats, type LocalTransport } from './leg.js';
@@ -388,7 +388,27 @@ export class PlainLeg extends Leg {
       return;
     }
     this.producer = producer;
+    if (ssrc === null) this.hearFirstSsrc(producer);
     this.emit('producer');
+  }
+
+  /**
+   * Direct path: the producer's first 'score' notification comes when its stream is made, i.e.
+   * when it claimed the phone's SSRC: the SSRC and source are then learnt without asking the
+   * worker (the watch's stats request stays as the fallback, e.g. when that notification came
+   * before the producer's object existed here).
+   */
+  private hearFirstSsrc(producer: Producer): void {
+    const onScore = (scores: ProducerScore[]): void => {
+      const first = scores[0];
+      // the transport was connected to the SDP's address: only its packets can have been claimed
+      const r = this.remote;
+      if (!first || this.producer !== producer || this.learnt || this.producerSsrc !== null || !this.connected || !r) return;
+      producer.off('score', onScore);
+      this.producerSsrc = first.ssrc;
+      this.learnt = { ssrc: first.ssrc, address: r.address, port: r.port, at: Date.now() };
+    };
+    producer.on('score', onScore);
   }
 
   /** Gives the port back to a sniffer and learns the SSRC (and source) again. */
