@@ -87,7 +87,8 @@ async function gatewayRole(): Promise<void> {
     } else if (m.cmd === 'stats') {
       const list = taps.list();
       const sum = (k: 'framesSent' | 'framesPlayed' | 'framesDropped' | 'framesReceived'): number => list.reduce((a, t) => a + t.counters[k], 0);
-      process.send!({ cmd: 'stats', taps: list.length, sent: sum('framesSent'), played: sum('framesPlayed'), dropped: sum('framesDropped'), received: sum('framesReceived'), states: list.reduce<Record<string, number>>((a, t) => ((a[t.state] = (a[t.state] ?? 0) + 1), a), {}), errors: [...new Set(list.map((t) => t.lastError?.error).filter(Boolean))].slice(0, 3), clocks: await taps.pool.clocks(), tapThreads: taps.pool.osThreadIds, mem: process.memoryUsage().rss, loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6 });
+      const json = list.map((t) => t.toJSON() as { playing: boolean; queuedMs: number });
+      process.send!({ cmd: 'stats', rtpCaller: list.reduce((a, t) => a + t.counters.rtpCaller, 0), rtpCallee: list.reduce((a, t) => a + t.counters.rtpCallee, 0), playing: json.filter((j) => j.playing).length, queuedMs: Math.max(0, ...json.map((j) => j.queuedMs)), taps: list.length, sent: sum('framesSent'), played: sum('framesPlayed'), dropped: sum('framesDropped'), received: sum('framesReceived'), states: list.reduce<Record<string, number>>((a, t) => ((a[t.state] = (a[t.state] ?? 0) + 1), a), {}), errors: [...new Set(list.map((t) => t.lastError?.error).filter(Boolean))].slice(0, 3), clocks: await taps.pool.clocks(), tapThreads: taps.pool.osThreadIds, mem: process.memoryUsage().rss, loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6 });
       loop.reset();
     } else if (m.cmd === 'teardown') {
       for (const t of taps.list()) t.stop('step over');
@@ -434,10 +435,15 @@ interface StepResult extends EchoReport {
 }
 
 interface Stats {
+  rtpCaller: number;
+  rtpCallee: number;
+  playing: number;
+  queuedMs: number;
   sent: number;
+  received: number;
   played: number;
   dropped: number;
-  clocks: { caughtUp: number; skipped: number; maxLateMs: number; loop: { p99Ms: number } }[];
+  clocks: { caughtUp: number; skipped: number; maxLateMs: number; loop: { p99Ms: number }; media: Record<string, number> }[];
   tapThreads: (number | null)[];
   mem: number;
   states: Record<string, number>;
@@ -585,8 +591,9 @@ async function driver(): Promise<void> {
     const c1 = sample();
     const wall = (performance.now() - t0) / 1000;
     const s1 = await stats();
-    if (process.env.BENCH_DEBUG) console.log(`    taps: ${JSON.stringify(s1.states)} ${JSON.stringify(s1.errors)}; tap thread clocks: ${JSON.stringify(s1.clocks)}; gateway main loop delay p99 ${s1.loopP99.toFixed(1)} ms`);
+    if (process.env.BENCH_DEBUG) console.log(`    RTP per tap per s from the caller ${((s1.rtpCaller - s0.rtpCaller) / n / wall).toFixed(1)}, the callee ${((s1.rtpCallee - s0.rtpCallee) / n / wall).toFixed(1)}; frames received from the server per tap per s ${((s1.received - s0.received) / n / wall).toFixed(1)}, ${s1.playing} taps playing, longest queue ${s1.queuedMs} ms; taps: ${JSON.stringify(s1.states)} ${JSON.stringify(s1.errors)}; tap thread clocks: ${JSON.stringify(s1.clocks)}; gateway main loop delay p99 ${s1.loopP99.toFixed(1)} ms`);
     const sum = (st: Stats, k: 'caughtUp' | 'skipped'): number => st.clocks.reduce((a, c) => a + c[k], 0);
+    if (process.env.BENCH_DEBUG) console.log(`    tap threads' media packets per tap per s: ${Object.keys(s1.clocks[0]?.media ?? {}).map((k) => `${k} ${(s1.clocks.reduce((a, c, i) => a + c.media[k]! - (s0.clocks[i]?.media[k] ?? 0), 0) / n / wall).toFixed(1)}`).join(', ')}`);
     const one = (k: string): Cpu => pct(c0[k] as Cpu, c1[k] as Cpu, wall);
     const r: StepResult = {
       n,

@@ -5,11 +5,11 @@
  * passes through the main thread. RTCP that mediasoup sends along is ignored. Closing is
  * idempotent.
  *
- * Every tap of a thread shares one UDP socket (ThreadSocket, one per address): mediasoup's
- * transports all send to it, and a packet's source port (the transport's own) says whose it
- * is. One socket reads a burst of packets per wake-up where a socket per tap costs an extra
+ * Taps of a thread share UDP sockets, 8 to a socket (ThreadSocket): their mediasoup
+ * transports send to it, and a packet's source port (the transport's own) says whose it is.
+ * A shared socket reads a burst of packets per wake-up where a socket per tap costs an extra
  * read per packet (the one that finds nothing left) and an epoll entry per tap: about 1.5 us
- * less per packet received here, measured, and sends cost the same (no lookup: literalLookup).
+ * less per packet received, measured; sends cost the same (no lookup: literalLookup).
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -26,7 +26,30 @@ export interface TapMediaAddress {
   range: { min: number; max: number };
 }
 
-const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+const RECV_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * Taps per socket. libuv reads at most 32 datagrams from one socket per turn of the event
+ * loop: one socket for a whole thread capped its intake below what 100 taps receive (their
+ * packets piled up in the socket and were dropped), a socket per tap costs an extra empty
+ * read per packet. A few sockets of 8 taps each read their bursts whole.
+ */
+const PORTS_PER_SOCKET = 8;
+
+/** This thread's media packets (the bench, and the thread's stats answer). */
+export interface MediaCounters {
+  /** datagrams read */
+  received: number;
+  /** from no transport of ours */
+  strays: number;
+  /** from a transport of ours with no party's SSRC (yet) */
+  unknownSsrc: number;
+  /** RTCP from mediasoup (ignored) */
+  rtcp: number;
+  /** sent to mediasoup */
+  sent: number;
+}
+export const mediaCounters: MediaCounters = { received: 0, strays: 0, unknownSsrc: 0, rtcp: 0, sent: 0 };
 
 /**
  * dgram looks up every destination before sending, a tick later by default (dns.lookup),
@@ -39,22 +62,22 @@ function literalLookup(address: string, _family: unknown, callback: (err: NodeJS
 
 /** The thread's socket on one local address, shared by its taps' ports. */
 class ThreadSocket {
-  private static readonly byIp = new Map<string, Promise<ThreadSocket>>();
+  /** per local address: the sockets, each with the count of ports given to it (counted before its bind completes) */
+  private static readonly byIp = new Map<string, { sock: Promise<ThreadSocket>; users: number }[]>();
   private readonly ports = new Map<number, UdpTapPort>();
   /** socket errors (a send refused, ICMP unreachable reported back): transient on UDP, counted */
   errors = 0;
   lastError: string | null = null;
-  /** packets from no port of ours */
-  strays = 0;
 
   private constructor(
     private readonly sock: dgram.Socket,
     readonly ip: string,
   ) {
     sock.on('message', (msg, rinfo) => {
+      mediaCounters.received++;
       const port = this.ports.get(rinfo.port);
       if (port) port.onPacket(msg);
-      else this.strays++;
+      else mediaCounters.strays++;
     });
     // UDP errors are per datagram (ENOBUFS, ECONNREFUSED from an ICMP unreachable): the
     // socket stays; a tap ends with its call, not with one lost packet
@@ -65,16 +88,31 @@ class ThreadSocket {
     sock.unref();
   }
 
-  /** This thread's socket on `media.ip` (bound on first use, in the taps' port range). */
+  /**
+   * A socket of this thread on `media.ip` with room for one more port (bound when none has:
+   * in the taps' port range). Give the room back with release().
+   */
   static get(media: TapMediaAddress): Promise<ThreadSocket> {
-    let s = ThreadSocket.byIp.get(media.ip);
-    if (!s) {
-      s = ThreadSocket.bind(media);
-      ThreadSocket.byIp.set(media.ip, s);
-      s.catch(() => ThreadSocket.byIp.delete(media.ip));
+    let list = ThreadSocket.byIp.get(media.ip);
+    if (!list) ThreadSocket.byIp.set(media.ip, (list = []));
+    let entry = list.find((e) => e.users < PORTS_PER_SOCKET);
+    if (!entry) {
+      const sock = ThreadSocket.bind(media);
+      const e = { sock, users: 0 };
+      entry = e;
+      list.push(e);
+      // (registered first: runs before any caller's await of the same promise resumes)
+      sock.then(
+        (t) => (t.room = e),
+        () => list.splice(list.indexOf(e), 1),
+      );
     }
-    return s;
+    entry.users++;
+    return entry.sock;
   }
+
+  /** this socket's entry in byIp */
+  private room: { users: number } | null = null;
 
   /**
    * A port of the taps' range, never an ephemeral one: those may be RTP ports a call's leg
@@ -94,8 +132,8 @@ class ThreadSocket {
             resolve();
           });
         });
-        // the packets of every tap of the thread wait here while it is busy: room for a
-        // few hundred ms of them (the kernel caps it at net.core.rmem_max)
+        // the packets of 8 taps wait here while the thread is busy: room for a few seconds
+        // of them (the kernel caps it at net.core.rmem_max)
         try {
           sock.setRecvBufferSize(RECV_BUFFER_BYTES);
         } catch {
@@ -121,12 +159,15 @@ class ThreadSocket {
     this.ports.set(mediaPort, port);
   }
 
+  /** A port closed: its room in this socket is free again (the socket stays for the next). */
   remove(mediaPort: number, port: UdpTapPort): void {
     if (this.ports.get(mediaPort) === port) this.ports.delete(mediaPort);
+    if (this.room && this.room.users > 0) this.room.users--;
   }
 
   /** To a transport; sent before this returns (see literalLookup), so callers may reuse `packet`. */
   send(packet: Buffer, mediaPort: number): void {
+    mediaCounters.sent++;
     this.sock.send(packet, mediaPort, this.ip);
   }
 }
@@ -189,11 +230,15 @@ export class UdpTapPort extends EventEmitter<UdpTapPortEvents> implements TapMed
   onPacket(msg: Buffer): void {
     if (this.closed || msg.length < 12 || msg[0]! >> 6 !== 2) return;
     const pt = msg[1]!;
-    if (pt >= 192 && pt <= 223) return; // RTCP (RFC 5761 §4): SR/RR from mediasoup
+    if (pt >= 192 && pt <= 223) {
+      mediaCounters.rtcp++;
+      return; // RTCP (RFC 5761 §4): SR/RR from mediasoup
+    }
     const ssrc = msg.readUInt32BE(8);
     const side: Side | null = this.sources.caller?.ssrc === ssrc ? 'caller' : this.sources.callee?.ssrc === ssrc ? 'callee' : null;
     if (side === null) {
       this.unknown++;
+      mediaCounters.unknownSsrc++;
       return;
     }
     this.emit('rtp', side, msg);
