@@ -13,6 +13,7 @@
  *                  (default: the largest N that held), and prints INVITE->200 p50/p99 of each
  *   --no-pin       do not pin the gateway and the load to cores (taskset)
  *   --all          run every step (default: stop at the first that misses the criterion)
+ *   --tap-nice=N   taps.threadNice of the gateway: its tap threads at nice N (the SIP thread first)
  *   --shield       run the gateway, its mediasoup worker and the load at nice -10 (as root): other
  *                  work on a shared machine then takes less of their cores (say so with figures)
  *   --node-load    the phones and the echo server in Node even when `cc` can build the native ones
@@ -32,7 +33,7 @@
  * frames each tap sent and the echoes it played, and the CPU (user + system) of each thread of
  * the gateway (its main thread, each tap worker thread, from /proc/<pid>/task), of its
  * mediasoup worker and of each load process. The answer is the largest N whose pooled p99
- * deviation stays under 5 ms with every frame sent and played and none dropped. Figures depend
+ * deviation stays under 5 ms with every frame sent and played, the call's RTP reaching every tap and none dropped. Figures depend
  * on the machine (2 cores here, shared by every process and by whatever else runs: the load
  * average is printed first).
  */
@@ -53,7 +54,7 @@ const CLK_TCK = 100;
 async function gatewayRole(): Promise<void> {
   const { startTestGateway } = await import('../test/helpers/gateway.js');
   const threads = Number(arg('threads', '0'));
-  const gw = await startTestGateway({ media: { workers: 1, timeout: 0 }, taps: { maxTaps: 100_000, threads, maxLoad: 1 } });
+  const gw = await startTestGateway({ media: { workers: 1, timeout: 0 }, taps: { maxTaps: 100_000, threads, maxLoad: 1, threadNice: Number(arg('tap-nice', '0')) } });
   const media = gw.media!;
   const taps = gw.taps;
   if (process.env.BENCH_DEBUG) gw.calls.on('ended', (c) => c.endReason !== 'bench step over' && console.log(`    call ${c.id} ended: ${c.endReason}`));
@@ -417,6 +418,8 @@ interface StepResult extends EchoReport {
   n: number;
   framesPerTapPerSec: number;
   playedPerTapPerSec: number;
+  /** RTP packets of the call (both parties) that reached each tap, per s: 100 when every packet does */
+  rtpPerTapPerSec: number;
   dropped: number;
   /** % of a core, user and system: the gateway's main thread, each tap thread, its mediasoup workers */
   main: Cpu;
@@ -484,7 +487,7 @@ async function driver(): Promise<void> {
     });
   const echo = lineChild(echoProg, []);
   const url = `ws://127.0.0.1:${(await echo.line()).split(' ')[1]}/tap`;
-  const child: ChildProcess = fork(self, ['--role=gateway', `--threads=${arg('threads', '0')}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [] });
+  const child: ChildProcess = fork(self, ['--role=gateway', `--threads=${arg('threads', '0')}`, `--tap-nice=${arg('tap-nice', '0')}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [] });
   const next = (cmd: string): Promise<Record<string, unknown>> => waitFor(child, cmd);
   const { sipPort } = (await next('up')) as { sipPort: number };
   // the gateway's Node process (main and tap threads) alone on core 0; its mediasoup worker
@@ -505,11 +508,14 @@ async function driver(): Promise<void> {
   // --shield: every thread of the gateway, its mediasoup workers and the load at nice -10, so
   // that other work on the machine (not part of what is measured) takes less from them
   const shield = process.argv.includes('--shield');
+  const tapNice = Number(arg('tap-nice', '0'));
+  let tapTids = new Set<string>();
   const renice = (pid: number): void => {
     if (!shield) return;
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       try {
-        execFileSync('renice', ['-n', '-10', '-p', tid], { stdio: 'ignore' });
+        // the tap threads keep their distance to the rest (--tap-nice)
+        execFileSync('renice', ['-n', String(-10 + (tapTids.has(tid) ? tapNice : 0)), '-p', tid], { stdio: 'ignore' });
       } catch {
         // not permitted: as it is
       }
@@ -534,15 +540,16 @@ async function driver(): Promise<void> {
   });
 
   const results: StepResult[] = [];
-  console.log(`taps bench: mixed 16 kHz, echo server, ${seconds} s per step, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'})${pin ? ', gateway pinned to core 0, its mediasoup worker and the load on core 1' : ', unpinned'}${shield ? ', all of it at nice -10 (--shield)' : ''}, tap threads: ${arg('threads', '0') === '0' ? 'one per core' : arg('threads', '0')}, load: ${phoneProg.native ? 'native phones (rtp-phones.c)' : 'Node phones'}, ${echoProg.native ? 'native echo server (ws-echo.c)' : 'Node echo server (ws)'}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  console.log('  taps | deviation from 20 ms p50 / p99 / max | jitter mean / worst | frames/s/tap sent / played | dropped | CPU % of a core (sys): gateway main | tap threads | mediasoup || load: echo | phones | driver | echo stall max | CPU per tap per frame: tap threads / mediasoup');
+  console.log(`taps bench: mixed 16 kHz, echo server, ${seconds} s per step, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'})${pin ? ', gateway pinned to core 0, its mediasoup worker and the load on core 1' : ', unpinned'}${shield ? ', all of it at nice -10 (--shield)' : ''}, tap threads: ${arg('threads', '0') === '0' ? 'one per core' : arg('threads', '0')}${tapNice ? ` at nice +${tapNice}` : ''}, load: ${phoneProg.native ? 'native phones (rtp-phones.c)' : 'Node phones'}, ${echoProg.native ? 'native echo server (ws-echo.c)' : 'Node echo server (ws)'}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log('  taps | deviation from 20 ms p50 / p99 / max | jitter mean / worst | per tap per s: frames sent / played / RTP in | dropped | CPU % of a core (sys): gateway main | tap threads | mediasoup || load: echo | phones | driver | echo stall max | CPU per tap per frame: tap threads / mediasoup');
   const setup = async (n: number): Promise<{ workers: number[] }> => {
     phones = await openPhones(phoneProg, frames, n);
     if (pin) taskset('1', phones.pid);
     renice(phones.pid);
     const ready = next('ready');
     child.send({ cmd: 'setup', legs: phones.legs, url });
-    const { ports, workerPids } = (await ready) as { ports: [number, number][]; workerPids: number[] };
+    const { ports, workerPids, tapThreads } = (await ready) as { ports: [number, number][]; workerPids: number[]; tapThreads: (number | null)[] };
+    tapTids = new Set(tapThreads.filter((t) => t !== null).map(String));
     phones.go(ports);
     await new Promise((r) => setTimeout(r, 3000)); // warm-up: FIFOs, injection, JIT
     const workers = workerPids.length ? workerPids : childPids(child.pid!);
@@ -600,6 +607,7 @@ async function driver(): Promise<void> {
       ...rep,
       framesPerTapPerSec: (s1.sent - s0.sent) / n / wall,
       playedPerTapPerSec: (s1.played - s0.played) / n / wall,
+      rtpPerTapPerSec: (s1.rtpCaller - s0.rtpCaller + s1.rtpCallee - s0.rtpCallee) / n / wall,
       dropped: s1.dropped - s0.dropped,
       main: one('main'),
       taps: (c1.taps as Cpu[]).map((v, i) => pct((c0.taps as Cpu[])[i]!, v, wall)),
@@ -618,7 +626,7 @@ async function driver(): Promise<void> {
     r.phoneStats = await teardown();
     results.push(r);
     console.log(
-      `  ${String(n).padStart(4)} | ${r.p50.toFixed(2)} / ${r.p99.toFixed(2)} / ${r.max.toFixed(1)} ms | ${r.jitter.toFixed(2)} / ${r.jitterMax.toFixed(2)} ms | ${r.framesPerTapPerSec.toFixed(1)} / ${r.playedPerTapPerSec.toFixed(1)} | ${r.dropped} | ${fmtCpu(r.main)} | ${r.taps.map(fmtCpu).join(' + ') || '-'} | ${fmtCpu(r.mediasoup)} || ${fmtCpu(r.echo)} | ${fmtCpu(r.phones)} | ${fmtCpu(r.driver)} | ${r.loopMax.toFixed(1)} ms | ${r.usPerTapFrame.taps.toFixed(0)} / ${r.usPerTapFrame.mediasoup.toFixed(0)} us`,
+      `  ${String(n).padStart(4)} | ${r.p50.toFixed(2)} / ${r.p99.toFixed(2)} / ${r.max.toFixed(1)} ms | ${r.jitter.toFixed(2)} / ${r.jitterMax.toFixed(2)} ms | ${r.framesPerTapPerSec.toFixed(1)} / ${r.playedPerTapPerSec.toFixed(1)} / ${r.rtpPerTapPerSec.toFixed(0)} | ${r.dropped} | ${fmtCpu(r.main)} | ${r.taps.map(fmtCpu).join(' + ') || '-'} | ${fmtCpu(r.mediasoup)} || ${fmtCpu(r.echo)} | ${fmtCpu(r.phones)} | ${fmtCpu(r.driver)} | ${r.loopMax.toFixed(1)} ms | ${r.usPerTapFrame.taps.toFixed(0)} / ${r.usPerTapFrame.mediasoup.toFixed(0)} us`,
     );
     if (process.env.BENCH_DEBUG) console.log(`    skipped ${r.lateTicks}, tap thread loop p99 ${r.tapLoopP99.map((x) => x.toFixed(1)).join(' / ')} ms, RSS ${r.rssMb.toFixed(0)} MB, phones ${r.phoneStats}`);
     if (!good(r) && !process.argv.includes('--all')) break;
@@ -626,7 +634,7 @@ async function driver(): Promise<void> {
   const best = results.filter(good).at(-1);
   console.log(best
     ? `\nholds ${best.n} taps (mixed, 16 kHz, echoed back) with pooled p99 frame deviation ${best.p99.toFixed(2)} ms (< 5 ms; max ${best.max.toFixed(1)} ms; RFC 3550 jitter mean ${best.jitter.toFixed(2)} ms); CPU % of a core: gateway main thread ${fmtCpu(best.main)}, tap threads ${best.taps.map(fmtCpu).join(' + ') || '-'}, mediasoup ${fmtCpu(best.mediasoup)}; the load: echo server ${fmtCpu(best.echo)}, phones ${fmtCpu(best.phones)}`
-    : '\nno step met the criterion (pooled p99 deviation under 5 ms, 50 frames/s each way per tap, nothing dropped)');
+    : '\nno step met the criterion (pooled p99 deviation under 5 ms, 50 frames/s each way per tap, the call\'s RTP reaching it, nothing dropped)');
 
   if (process.argv.includes('--sipp')) {
     const cps = Number(arg('sipp-cps', '50'));
@@ -650,7 +658,8 @@ async function driver(): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-const good = (x: StepResult): boolean => x.p99 < 5 && x.framesPerTapPerSec > 49.5 && x.playedPerTapPerSec > 49.5 && x.dropped === 0;
+// every frame sent and played, the call's audio reaching the tap (2 x 50 RTP packets/s), nothing dropped
+const good = (x: StepResult): boolean => x.p99 < 5 && x.framesPerTapPerSec > 49.5 && x.playedPerTapPerSec > 49.5 && x.rtpPerTapPerSec > 99 && x.dropped === 0;
 
 interface SippFigures {
   calls: number;

@@ -32,6 +32,8 @@ export interface TapWorkerPoolOptions {
   maxPerThread: number;
   /** a thread busier than this (event-loop utilisation, 0..1) takes no new tap */
   maxLoad: number;
+  /** nice value each thread gives itself (0: as the process) */
+  nice?: number;
   log: Logger;
 }
 
@@ -82,7 +84,7 @@ export class TapThread {
 
   start(): void {
     const w = new Worker(new URL('./tap-worker.js', import.meta.url), {
-      workerData: { index: this.index, of: this.pool.size, level: this.pool.level, histogram: this.histogram.buffer } satisfies TapWorkerData,
+      workerData: { index: this.index, of: this.pool.size, nice: this.pool.nice, level: this.pool.level, histogram: this.histogram.buffer } satisfies TapWorkerData,
     });
     this.worker = w;
     this.alive = true;
@@ -172,6 +174,7 @@ export class TapWorkerPool extends EventEmitter<TapWorkerPoolEvents> {
   readonly threads: TapThread[] = [];
   /** how many threads the pool runs */
   readonly size: number;
+  readonly nice: number;
   readonly log: Logger;
   readonly level: string;
   private readonly loadTimer: NodeJS.Timeout;
@@ -181,6 +184,7 @@ export class TapWorkerPool extends EventEmitter<TapWorkerPoolEvents> {
     super();
     this.log = o.log;
     this.level = o.log.level;
+    this.nice = o.nice ?? 0;
     const n = (this.size = o.threads > 0 ? o.threads : Math.max(1, os.availableParallelism()));
     for (let i = 0; i < n; i++) this.threads.push(new TapThread(i, this));
     this.loadTimer = setInterval(() => {

@@ -5,6 +5,7 @@
  * answers with events and the ports it bound. Started by tap-worker-pool.ts.
  */
 import { readlinkSync } from 'node:fs';
+import os from 'node:os';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
@@ -20,6 +21,8 @@ export interface TapWorkerData {
   index: number;
   /** threads in the pool (each clock takes its own phase of the 5 ms slot) */
   of: number;
+  /** nice value this thread gives itself (taps.threadNice) */
+  nice: number;
   level: string;
   histogram: SharedArrayBuffer;
 }
@@ -127,4 +130,13 @@ function osThreadId(): number | null {
   }
 }
 
-post({ t: 'ready', tid: osThreadId() });
+const tid = osThreadId();
+// Linux applies a priority set on a thread id to that thread only: the SIP thread keeps its own
+if (data.nice > 0 && tid !== null) {
+  try {
+    os.setPriority(tid, data.nice);
+  } catch (e) {
+    log.warn({ err: e, nice: data.nice }, 'cannot lower the tap thread\'s priority (taps.threadNice)');
+  }
+}
+post({ t: 'ready', tid });
