@@ -60,7 +60,7 @@ function literalLookup(address: string, _family: unknown, callback: (err: NodeJS
   callback(null, address, address.includes(':') ? 6 : 4);
 }
 
-/** The thread's socket on one local address, shared by its taps' ports. */
+/** A socket of the thread on one local address, shared by up to PORTS_PER_SOCKET taps' ports. */
 class ThreadSocket {
   /** per local address: the sockets, each with the count of ports given to it (counted before its bind completes) */
   private static readonly byIp = new Map<string, { sock: Promise<ThreadSocket>; users: number }[]>();
@@ -90,7 +90,7 @@ class ThreadSocket {
 
   /**
    * A socket of this thread on `media.ip` with room for one more port (bound when none has:
-   * in the taps' port range). Give the room back with release().
+   * in the taps' port range). The port's remove() gives the room back.
    */
   static get(media: TapMediaAddress): Promise<ThreadSocket> {
     let list = ThreadSocket.byIp.get(media.ip);
@@ -111,7 +111,7 @@ class ThreadSocket {
     return entry.sock;
   }
 
-  /** this socket's entry in byIp */
+  /** this socket's entry in byIp (its count of ports) */
   private room: { users: number } | null = null;
 
   /**
