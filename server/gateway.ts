@@ -154,7 +154,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
       callerLookup: opts.tapLookup ? opts.tapLookup.caller : gatewayDnsLookup(config.sip.dns),
     });
     // taps: call audio to WebSocket servers and back
-    const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps, threads: config.taps.threads, maxPerThread: config.taps.maxPerThread, maxLoad: config.taps.maxLoad });
+    const taps = new TapService({ calls, media, log: log.child({ component: 'taps' }), defaults: config.taps.defaults, maxTaps: config.taps.maxTaps, threads: config.taps.threads, maxPerThread: config.taps.maxPerThread, maxLoad: config.taps.maxLoad, threadNice: config.taps.threadNice });
     closers.push(() => taps.close());
 
     // calls: the local endpoint (wsbridge) and the call controller at the proxy's hooks

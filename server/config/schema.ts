@@ -162,6 +162,7 @@ export const ConfigSchema = Type.Object({
     maxTaps: Type.Integer({ minimum: 0, default: 2000, description: 'most audio taps at once (admission control: the next is refused with code 107 OVERLOADED)' }),
     threads: Type.Integer({ minimum: 0, default: 0, description: 'worker threads running the taps\' audio off the SIP event loop; 0: one per core' }),
     maxPerThread: Type.Integer({ minimum: 1, default: 1000, description: 'most taps one tap thread holds (admission control)' }),
+    threadNice: Type.Integer({ minimum: 0, maximum: 19, default: 0, description: 'nice value the tap threads give themselves (Linux, per thread): above 0, the SIP thread and mediasoup come first when they share a core with the taps (SIP latency over tap timing)' }),
     maxLoad: Type.Number({ minimum: 0.05, maximum: 1, default: 0.85, description: 'a tap thread busier than this (event-loop utilisation over the last second, 0..1) takes no new tap: the CPU guard (LiveKit SIP\'s max_cpu_utilization idea)' }),
     allowedUrls: Type.Array(Type.String(), {
       default: [],

@@ -15,6 +15,10 @@
  *
  * Subscribers of a phase run in the order they joined; one that throws is reported and the
  * others still run. The timer is unref'd and runs only while someone is subscribed.
+ *
+ * The schedule sits on a grid of the monotonic clock shifted by `phase` (a fraction of a
+ * slot): the clocks of the tap threads, each with its own phase, take turns instead of
+ * waking at the same instants and contending for a core they share.
  */
 
 export const FRAME_MS = 20;
@@ -71,6 +75,8 @@ export class FrameClock {
     private readonly onError: (e: unknown) => void = () => {},
     /** phases per 20 ms (default 4) */
     readonly slots = 4,
+    /** where in a slot this clock's steps fall, 0..1 (thread i of n: i / n) */
+    readonly phase = 0,
   ) {
     this.bySlot = Array.from({ length: slots }, () => new Set<Ticking>());
     this.slotNs = FRAME_NS / BigInt(slots);
@@ -84,8 +90,14 @@ export class FrameClock {
     this.bySlot[slot]!.add(s);
     this.stats.subscribers = this.subs.size;
     if (this.timer === null && !this.deferred) {
-      this.epoch = process.hrtime.bigint();
-      this.epochMs = performance.now();
+      // the latest grid point (slot multiples of the monotonic clock, shifted by the phase) not after now
+      const now = process.hrtime.bigint();
+      const nowMs = performance.now();
+      const shift = BigInt(Math.floor(Math.min(Math.max(this.phase, 0), 1) * Number(this.slotNs))) % this.slotNs;
+      let epoch = now - ((now - shift) % this.slotNs);
+      if (epoch > now) epoch -= this.slotNs;
+      this.epoch = epoch;
+      this.epochMs = nowMs - Number(now - epoch) / 1e6;
       this.k = 0;
       this.schedule();
     }

@@ -39,4 +39,4 @@ export type FromWorker =
   | { t: 'inject'; id: string; req: number; side: Side }
   | { t: 'end'; id: string; reason: string }
   /** `loop`: the thread's event-loop delay since the last stats, and its GC pauses in all (ms) */
-  | { t: 'stats'; req: number; clock: import('./frame-clock.js').FrameClockStats; loop: { p99Ms: number; maxMs: number; gcMs: number } };
+  | { t: 'stats'; req: number; clock: import('./frame-clock.js').FrameClockStats; loop: { p99Ms: number; maxMs: number; gcMs: number }; media: import('./udp-tap-port.js').MediaCounters };

@@ -60,6 +60,8 @@ export interface TapServiceDeps {
   maxPerThread?: number;
   /** a thread busier than this (event-loop utilisation 0..1) takes no new tap (default 0.85) */
   maxLoad?: number;
+  /** nice value of the tap threads (taps.threadNice) */
+  threadNice?: number;
 }
 
 export interface WsBridgeParams {
@@ -87,7 +89,7 @@ export class TapService extends EventEmitter<TapServiceEvents> {
   constructor(private readonly d: TapServiceDeps) {
     super();
     this.log = d.log;
-    this.pool = new TapWorkerPool({ threads: d.threads ?? 0, maxPerThread: d.maxPerThread ?? 1000, maxLoad: d.maxLoad ?? 0.85, log: d.log });
+    this.pool = new TapWorkerPool({ threads: d.threads ?? 0, maxPerThread: d.maxPerThread ?? 1000, maxLoad: d.maxLoad ?? 0.85, nice: d.threadNice ?? 0, log: d.log });
     this.pool.on('event', (e) => this.emit('event', e));
     d.calls.on('updated', (call) => this.callUpdated(call));
     d.calls.on('ended', (call) => this.callEnded(call));

@@ -15,6 +15,7 @@
 import { randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
+import type net from 'node:net';
 import tls from 'node:tls';
 import WebSocket from 'ws';
 import { classifySocketError, TapError, TapErrorCode } from './errors.js';
@@ -93,6 +94,7 @@ const CLOSE_REASONS: Record<number, string> = {
 /** Random masks from a pool (as ws does), never all zero: ws would then send our buffer by reference. */
 const maskPool = Buffer.alloc(4096);
 let maskAt = maskPool.length;
+const maskBuf = Buffer.alloc(4);
 function generateMask(mask: Buffer): void {
   if (maskAt === maskPool.length) {
     randomFillSync(maskPool);
@@ -102,6 +104,16 @@ function generateMask(mask: Buffer): void {
   mask[1] = maskPool[maskAt++]!;
   mask[2] = maskPool[maskAt++]!;
   mask[3] = maskPool[maskAt++]! | 1;
+}
+
+/**
+ * What sendBinary reads of a `ws` connection to write audio frames itself: the TCP socket and
+ * whether ws's sender has anything of its own queued (deflate, blob data). Not public in `ws`
+ * (8.x): checked at each use, and without them frames go through ws.send.
+ */
+interface WsInternals {
+  _socket?: net.Socket | null;
+  _sender?: { _state?: number; _bufferedBytes?: number } | null;
 }
 
 /**
@@ -130,6 +142,9 @@ export class TapSocket extends EventEmitter<TapSocketEvents> {
   private failure: TapError | null = null;
   private deflating = false;
   private tlsOpts: { ca?: Buffer; cert?: Buffer; key?: Buffer } | null = null;
+  /** the frame buffer of the last audio message, reused while the kernel took it whole */
+  private frame: Buffer | null = null;
+  private frameHeld = false;
   readonly secure: boolean;
   /** bytes and messages, both ways */
   bytesIn = 0;
@@ -323,7 +338,61 @@ export class TapSocket extends EventEmitter<TapSocketEvents> {
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     if (ws.bufferedAmount > (this.o.maxBufferedBytes ?? 512 * 1024)) return false;
     this.bytesOut += buf.length;
+    if (!this.deflating && this.writeFrame(ws as unknown as WsInternals, buf)) return true;
     ws.send(reusable && this.deflating ? Buffer.from(buf) : buf, { binary: true });
+    return true;
+  }
+
+  /**
+   * One binary message (RFC 6455 §5.2: FIN, opcode 2, masked as a client must, §5.3) written
+   * straight to the TCP socket in one write: what ws.send does, without its per-message header
+   * and masked-copy buffers, its cork/uncork and its callbacks, the largest cost of a tap's
+   * 20 ms after the syscall itself. Only when ws's own sender holds nothing (no deflate, nothing
+   * queued), so messages keep their order; ws still owns the connection, its control frames
+   * and bufferedAmount (which counts what we wrote and the kernel did not take yet).
+   * The frame buffer is reused while each write went to the kernel at once; one the socket
+   * had to queue stays with it and the next frame gets a new buffer.
+   */
+  private writeFrame(ws: WsInternals, payload: Buffer): boolean {
+    const sock = ws._socket;
+    const sender = ws._sender;
+    if (!sock || !sender || sender._state !== 0 || sender._bufferedBytes !== 0 || sock.destroyed) return false;
+    const n = payload.length;
+    const hl = n < 126 ? 2 : n < 65536 ? 4 : 10;
+    const total = hl + 4 + n;
+    let f = this.frame;
+    if (f === null || this.frameHeld || f.length !== total) f = this.frame = Buffer.allocUnsafeSlow(total);
+    f[0] = 0x82;
+    if (hl === 2) f[1] = 0x80 | n;
+    else if (hl === 4) {
+      f[1] = 0x80 | 126;
+      f.writeUInt16BE(n, 2);
+    } else {
+      f[1] = 0x80 | 127;
+      f.writeUInt32BE(Math.floor(n / 2 ** 32), 2);
+      f.writeUInt32BE(n >>> 0, 6);
+    }
+    generateMask(maskBuf);
+    const m0 = maskBuf[0]!;
+    const m1 = maskBuf[1]!;
+    const m2 = maskBuf[2]!;
+    const m3 = maskBuf[3]!;
+    f[hl] = m0;
+    f[hl + 1] = m1;
+    f[hl + 2] = m2;
+    f[hl + 3] = m3;
+    const o = hl + 4;
+    let i = 0;
+    for (const end = n - 3; i < end; i += 4) {
+      f[o + i] = payload[i]! ^ m0;
+      f[o + i + 1] = payload[i + 1]! ^ m1;
+      f[o + i + 2] = payload[i + 2]! ^ m2;
+      f[o + i + 3] = payload[i + 3]! ^ m3;
+    }
+    for (; i < n; i++) f[o + i] = payload[i]! ^ maskBuf[i & 3]!;
+    sock.write(f);
+    // written whole (synchronously) unless the socket queued it: then it keeps the buffer
+    this.frameHeld = sock.writableLength > 0;
     return true;
   }
 

@@ -22,6 +22,8 @@ import type { FrameClockStats } from './frame-clock.js';
 import type { FromWorker, ToWorker } from './tap-messages.js';
 import type { TapEvent } from './tap-pipeline.js';
 import type { Side } from './dialect.js';
+import type { TapWorkerData } from './tap-worker.js';
+import type { MediaCounters } from './udp-tap-port.js';
 
 export interface TapWorkerPoolOptions {
   /** threads (0: one per core) */
@@ -30,6 +32,8 @@ export interface TapWorkerPoolOptions {
   maxPerThread: number;
   /** a thread busier than this (event-loop utilisation, 0..1) takes no new tap */
   maxLoad: number;
+  /** nice value each thread gives itself (0: as the process) */
+  nice?: number;
   log: Logger;
 }
 
@@ -80,7 +84,7 @@ export class TapThread {
 
   start(): void {
     const w = new Worker(new URL('./tap-worker.js', import.meta.url), {
-      workerData: { index: this.index, level: this.pool.level, histogram: this.histogram.buffer },
+      workerData: { index: this.index, of: this.pool.size, nice: this.pool.nice, level: this.pool.level, histogram: this.histogram.buffer } satisfies TapWorkerData,
     });
     this.worker = w;
     this.alive = true;
@@ -168,6 +172,9 @@ export interface TapWorkerPoolEvents {
 
 export class TapWorkerPool extends EventEmitter<TapWorkerPoolEvents> {
   readonly threads: TapThread[] = [];
+  /** how many threads the pool runs */
+  readonly size: number;
+  readonly nice: number;
   readonly log: Logger;
   readonly level: string;
   private readonly loadTimer: NodeJS.Timeout;
@@ -177,7 +184,8 @@ export class TapWorkerPool extends EventEmitter<TapWorkerPoolEvents> {
     super();
     this.log = o.log;
     this.level = o.log.level;
-    const n = o.threads > 0 ? o.threads : Math.max(1, os.availableParallelism());
+    this.nice = o.nice ?? 0;
+    const n = (this.size = o.threads > 0 ? o.threads : Math.max(1, os.availableParallelism()));
     for (let i = 0; i < n; i++) this.threads.push(new TapThread(i, this));
     this.loadTimer = setInterval(() => {
       for (const t of this.threads) t.sampleLoad();
@@ -227,11 +235,11 @@ export class TapWorkerPool extends EventEmitter<TapWorkerPoolEvents> {
   }
 
   /** Each thread's clock figures, event-loop delay and GC pauses (the bench). */
-  async clocks(): Promise<(FrameClockStats & { loop: { p99Ms: number; maxMs: number; gcMs: number } })[]> {
+  async clocks(): Promise<(FrameClockStats & { loop: { p99Ms: number; maxMs: number; gcMs: number }; media: MediaCounters })[]> {
     return Promise.all(
       this.threads.map(async (t) => {
         const r = await t.request<Extract<FromWorker, { t: 'stats' }>>((req) => ({ t: 'stats', req }));
-        return { ...r.clock, loop: r.loop };
+        return { ...r.clock, loop: r.loop, media: r.media };
       }),
     );
   }

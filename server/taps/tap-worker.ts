@@ -5,6 +5,7 @@
  * answers with events and the ports it bound. Started by tap-worker-pool.ts.
  */
 import { readlinkSync } from 'node:fs';
+import os from 'node:os';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
@@ -14,10 +15,14 @@ import { FrameClock } from './frame-clock.js';
 import type { FromWorker, ToWorker } from './tap-messages.js';
 import { TapPipeline } from './tap-pipeline.js';
 import { TapStats } from './tap-stats.js';
-import { UdpTapPort } from './udp-tap-port.js';
+import { mediaCounters, UdpTapPort } from './udp-tap-port.js';
 
 export interface TapWorkerData {
   index: number;
+  /** threads in the pool (each clock takes its own phase of the 5 ms slot) */
+  of: number;
+  /** nice value this thread gives itself (taps.threadNice) */
+  nice: number;
   level: string;
   histogram: SharedArrayBuffer;
 }
@@ -26,7 +31,7 @@ const port = parentPort!;
 const data = workerData as TapWorkerData;
 // straight to fd 1 from this thread (no hop through the main thread's stdout)
 const log = pino({ level: data.level, base: { component: 'taps', thread: data.index } }, pino.destination({ dest: 1, sync: true }));
-const clock = new FrameClock(5, (e) => log.error({ err: e }, 'tap step failed'));
+const clock = new FrameClock(5, (e) => log.error({ err: e }, 'tap step failed'), 4, data.index / Math.max(1, data.of));
 const histogram = new DeviationHistogram(data.histogram);
 // this thread's own health, for the stats answer (the bench): loop delay and GC pauses
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
@@ -111,7 +116,7 @@ port.on('message', (m: ToWorker) => {
       taps.get(m.id)?.pipe.sendText(m.text);
       break;
     case 'stats':
-      post({ t: 'stats', req: m.req, clock: clock.snapshot(), loop: { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6, gcMs } });
+      post({ t: 'stats', req: m.req, clock: clock.snapshot(), loop: { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6, gcMs }, media: { ...mediaCounters } });
       loopDelay.reset();
       break;
   }
@@ -125,4 +130,13 @@ function osThreadId(): number | null {
   }
 }
 
-post({ t: 'ready', tid: osThreadId() });
+const tid = osThreadId();
+// Linux applies a priority set on a thread id to that thread only: the SIP thread keeps its own
+if (data.nice > 0 && tid !== null) {
+  try {
+    os.setPriority(tid, data.nice);
+  } catch (e) {
+    log.warn({ err: e, nice: data.nice }, 'cannot lower the tap thread\'s priority (taps.threadNice)');
+  }
+}
+post({ t: 'ready', tid });
