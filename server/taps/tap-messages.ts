@@ -39,4 +39,18 @@ export type FromWorker =
   | { t: 'inject'; id: string; req: number; side: Side }
   | { t: 'end'; id: string; reason: string }
   /** `loop`: the thread's event-loop delay since the last stats, and its GC pauses in all (ms) */
-  | { t: 'stats'; req: number; clock: import('./frame-clock.js').FrameClockStats; loop: { p99Ms: number; maxMs: number; gcMs: number }; media: import('./udp-tap-port.js').MediaCounters };
+  | { t: 'stats'; req: number; clock: import('./frame-clock.js').FrameClockStats; loop: { p99Ms: number; maxMs: number; gcMs: number }; media: MediaCounters };
+
+/** A tap thread's media packet counters (udp-tap-port.ts counts them). */
+export interface MediaCounters {
+  /** datagrams read */
+  received: number;
+  /** from no transport of ours */
+  strays: number;
+  /** from a transport of ours with no party's SSRC (yet) */
+  unknownSsrc: number;
+  /** RTCP from mediasoup (ignored) */
+  rtcp: number;
+  /** sent to mediasoup */
+  sent: number;
+}

@@ -19,11 +19,10 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { DeviationHistogram, sumHistograms } from './deviation-histogram.js';
 import type { FrameClockStats } from './frame-clock.js';
-import type { FromWorker, ToWorker } from './tap-messages.js';
+import type { FromWorker, MediaCounters, ToWorker } from './tap-messages.js';
 import type { TapEvent } from './tap-pipeline.js';
 import type { Side } from './dialect.js';
 import type { TapWorkerData } from './tap-worker.js';
-import type { MediaCounters } from './udp-tap-port.js';
 
 export interface TapWorkerPoolOptions {
   /** threads (0: one per core) */

@@ -16,7 +16,7 @@ import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import type { LegCodecs } from '../media/codecs.js';
 import type { Side } from './dialect.js';
-import type { TapSource } from './tap-messages.js';
+import type { MediaCounters, TapSource } from './tap-messages.js';
 import type { TapMediaPort } from './tap-pipeline.js';
 
 /** Where a port's mediasoup transport is, and the ports a tap socket may bind. */
@@ -37,18 +37,6 @@ const RECV_BUFFER_BYTES = 1024 * 1024;
 const PORTS_PER_SOCKET = 8;
 
 /** This thread's media packets (the bench, and the thread's stats answer). */
-export interface MediaCounters {
-  /** datagrams read */
-  received: number;
-  /** from no transport of ours */
-  strays: number;
-  /** from a transport of ours with no party's SSRC (yet) */
-  unknownSsrc: number;
-  /** RTCP from mediasoup (ignored) */
-  rtcp: number;
-  /** sent to mediasoup */
-  sent: number;
-}
 export const mediaCounters: MediaCounters = { received: 0, strays: 0, unknownSsrc: 0, rtcp: 0, sent: 0 };
 
 /**
