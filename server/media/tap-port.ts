@@ -130,7 +130,16 @@ export class TapPort extends EventEmitter<TapPortEvents> {
       rtpParameters: { codecs: codecList(codecs).map(toRtpCodec), encodings: [{ ssrc }], rtcp: { cname: 'tap', reducedSize: true } },
     });
     this.injecting.set(side, { producer, ssrc });
-    await this.host.override(side, producer);
+    try {
+      await this.host.override(side, producer);
+    } catch (e) {
+      // the party must not be left hearing a tap that does not play (a worker too busy, the
+      // call's producer gone): it hears the other party again
+      this.injecting.delete(side);
+      producer.close();
+      await this.host.override(side, null).catch(() => {});
+      throw e;
+    }
     return ssrc;
   }
 
