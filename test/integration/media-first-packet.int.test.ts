@@ -89,7 +89,7 @@ describe('a desk phone answers a browser: its first packet, and a new SSRC, reac
     const got = stamps(a.rtpPackets);
     const first = a.rtpPackets[0]!;
     const missing = [...Array(Math.max(...got)).keys()].map((i) => i + 1).filter((n) => !got.includes(n));
-    t.diagnostic(`phone sent ${incoming.sentPackets}; browser got ${a.rtpPackets.length}, first stamps ${got.slice(0, 12).join(',')}; ${outOfOrder(got)} out of order; missing: ${missing.join(',') || 'none'}`);
+    t.diagnostic(`phone sent ${incoming.sentPackets}; browser got ${a.rtpPackets.length}, first stamps ${got.slice(0, 12).join(',')}; ${outOfOrder(got)} out of order; missing: ${missing.join(',') || 'none'}; arrival of the first 6, ms after the first: ${a.rtpPackets.slice(0, 6).map((p) => p.at - first.at).join(',')} (sent 20 ms apart: closer here means held until DTLS was up, then replayed)`);
     assert.equal(first.payloadType, 0, `the first packet is PCMU; ${a.describe()}`);
     assert.equal(payloadStamp(first.payloadHead), 1, `the first packet the browser decrypted is the phone's packet ${payloadStamp(first.payloadHead)}, not its first (stamps: ${got.slice(0, 12).join(',')})`);
     assert.equal(first.marker, true, 'the first packet keeps the marker bit that starts the talkspurt');
