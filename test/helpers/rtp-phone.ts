@@ -540,6 +540,7 @@ export class RtpMedia {
     private readonly sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | null },
     private readonly toneHz: number | null,
     private readonly cname: string,
+    private readonly stampPayloads = false,
   ) {}
 
   /** Adopt a new offer/answer outcome; starts the 20 ms clock on first use. */
@@ -652,7 +653,11 @@ export class RtpMedia {
     } else {
       if (this.gapFrames > 0) this.gapFrames--;
       const pcm = this.tone ? this.tone.next() : this.silence;
-      pkt = this.packetizer.next(this.encode!(pcm), { marker: this.markNext });
+      const payload = this.encode!(pcm);
+      if (this.stampPayloads && payload.length >= 4) {
+        new DataView(payload.buffer, payload.byteOffset, payload.byteLength).setUint32(0, this.sentPackets + 1);
+      }
+      pkt = this.packetizer.next(payload, { marker: this.markNext });
       this.markNext = false;
     }
     if (this.silent) return;
@@ -790,6 +795,19 @@ export interface RtpPhoneOptions {
   rtpAddress?: string;
   /** address its SDP names in c= (default: rtpAddress); another one is a phone behind NAT, naming a private address it cannot be reached at */
   sdpAddress?: string;
+  /**
+   * write each voice packet's number in this phone's sending (1, 2, ...: sentPackets once it
+   * is sent) into the first 4 bytes of its payload, big-endian (default false). A relay rewrites
+   * SSRC, sequence and timestamp, not the payload: the receiver can tell which packet it got
+   * (see payloadStamp). The tone then clicks every packet: check packets, not the tone.
+   */
+  stampPayloads?: boolean;
+}
+
+/** The packet number an RtpPhone with stampPayloads wrote into `payload`, or null (too short). */
+export function payloadStamp(payload: Uint8Array): number | null {
+  if (payload.length < 4) return null;
+  return ((payload[0]! << 24) | (payload[1]! << 16) | (payload[2]! << 8) | payload[3]!) >>> 0;
 }
 
 interface Peer {
@@ -869,6 +887,7 @@ export class RtpPhone {
   readonly tone: number | null;
   readonly rtcpMux: boolean;
   readonly timeoutMs: number;
+  readonly stampPayloads: boolean;
   /** the address its SDP names for media */
   readonly sdpAddress: string;
   autoAnswer: AutoAnswer | null;
@@ -912,6 +931,7 @@ export class RtpPhone {
     this.sdpAddress = opts.sdpAddress ?? opts.rtpAddress ?? LOCAL_ADDRESS;
     this.tone = opts.tone === undefined ? 440 : opts.tone;
     this.rtcpMux = opts.rtcpMux ?? false;
+    this.stampPayloads = opts.stampPayloads ?? false;
     this.autoAnswer = opts.autoAnswer ?? null;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.expires = opts.expires ?? 3600;
@@ -1070,7 +1090,7 @@ export class RtpPhone {
 
   /** @internal */
   newMedia(): RtpMedia {
-    return new RtpMedia({ rtp: this.rtp, rtcp: this.rtcp }, this.tone, `${this.user}@${LOCAL_ADDRESS}`);
+    return new RtpMedia({ rtp: this.rtp, rtcp: this.rtcp }, this.tone, `${this.user}@${LOCAL_ADDRESS}`, this.stampPayloads);
   }
 
   /** @internal */

@@ -130,6 +130,23 @@ export interface ReceivedChunk {
   pcm: Int16Array;
 }
 
+/** One RTP packet as decrypted (SRTP) and accepted (its MID ours), in arrival order. */
+export interface ReceivedRtpPacket {
+  /** Date.now() at arrival */
+  at: number;
+  ssrc: number;
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  marker: boolean;
+  /** the first bytes of the payload (at most 16: enough for a stamp, see rtp-phone's payloadStamp) */
+  payloadHead: Buffer;
+  payloadLength: number;
+}
+
+/** How many packets `rtpPackets` keeps (10 minutes at 50 packets/s); later ones are only counted. */
+const MAX_RECORDED_PACKETS = 30_000;
+
 export interface WeriftPeerStats {
   packetsSent: number;
   dtmfPacketsSent: number;
@@ -261,6 +278,8 @@ export class WeriftPeer extends EventTarget implements RTCPeerConnectionLike {
 
   /** decoded audio, packet by packet, in arrival order */
   readonly chunks: ReceivedChunk[] = [];
+  /** every RTP packet received (decrypted, our MID), in arrival order, up to MAX_RECORDED_PACKETS */
+  readonly rtpPackets: ReceivedRtpPacket[] = [];
   /** digits received as RFC 4733 events, in order */
   dtmfReceived = '';
   /** digits sent (each once its final packets went out) */
@@ -742,6 +761,18 @@ export class WeriftPeer extends EventTarget implements RTCPeerConnectionLike {
       s.ssrcs.set(h.ssrc, (s.ssrcs.get(h.ssrc) ?? 0) + 1);
       s.payloadTypes.set(h.payloadType, (s.payloadTypes.get(h.payloadType) ?? 0) + 1);
       const now = Date.now();
+      if (this.rtpPackets.length < MAX_RECORDED_PACKETS) {
+        this.rtpPackets.push({
+          at: now,
+          ssrc: h.ssrc,
+          payloadType: h.payloadType,
+          sequenceNumber: h.sequenceNumber,
+          timestamp: h.timestamp,
+          marker: h.marker,
+          payloadHead: Buffer.from(rtp.payload.subarray(0, 16)),
+          payloadLength: rtp.payload.length,
+        });
+      }
       if (!this.firstPacketAt.has(h.ssrc)) this.firstPacketAt.set(h.ssrc, now);
       // a browser receives on the payload types of its own description (RFC 3264 §5.1: the
       // offer's numbers are what its author expects to receive; an answer mirrors them)
