@@ -77,7 +77,14 @@ export class NonInviteServerTransaction extends ServerTransaction {
     // "any final response ... MUST enter the Completed state" and Timer J fires after 64*T1
     // for unreliable transports, zero for reliable ones.
     this.state = 'completed';
-    if (!this.reliable) this.host.linger(this.key, buf, this.dest);
+    // A stateless response (a digest challenge) is not kept: RFC 3261 §8.2.7 lets a UAS
+    // answer statelessly, and §17.2.2's Completed state only has to make a retransmitted
+    // request get the same answer; for a 401/407 a fresh challenge (a new nonce) is an
+    // equally good one, and the request is never processed twice (it does nothing but
+    // challenge). Kamailio's www_challenge answers the same way (sl_send_reply). A final
+    // response that did something (a REGISTER's 200) keeps its Timer J: a retransmitted
+    // REGISTER must not be processed twice.
+    if (!this.reliable && !res.stateless) this.host.linger(this.key, buf, this.dest);
     this.terminate();
   }
 

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { SipRequest, SipResponse } from '../message.js';
 import { makeResponse } from '../reply.js';
 import type { Destination, Sender } from '../transport/types.js';
+import { detach } from '../detach.js';
 import { MAGIC_COOKIE } from '../via.js';
 import {
   InviteClientTransaction,
@@ -55,7 +56,8 @@ export class TransactionLayer extends EventEmitter<TransactionEvents> implements
   }
 
   linger(key: string, buf: Buffer, dest: Destination): void {
-    this.completed.set(key, { buf, dest });
+    // the key is made of slices of the request's text: kept for 32 s, it is copied alone
+    this.completed.set(detach(key), { buf, dest });
   }
 
   terminated(tx: ServerTransaction | ClientTransaction): void {
