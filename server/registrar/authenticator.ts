@@ -208,9 +208,9 @@ export class Authenticator extends EventEmitter<AuthenticatorEvents> {
 /** The response to send for a refusal. */
 export function authResponse(req: SipRequest, r: AuthRefusal): SipResponse {
   const res = makeResponse(req, r.status, { reason: r.reason, headers: r.headers });
-  // A challenge depends on no state (the nonce is checked without a table): answered
-  // statelessly, a retransmitted request gets a fresh one (RFC 3261 §8.2.7). A 403 is kept by
-  // its transaction, so that a retransmission is not counted as a second failure.
+  // A challenge depends on no state (the nonce is checked without a table): kept only
+  // briefly, a late retransmitted request gets a fresh one (RFC 3261 §8.2.7). A 403 is kept
+  // for Timer J, so that a retransmission is not counted as a second failure.
   res.stateless = r.status !== 403;
   return res;
 }
