@@ -207,7 +207,12 @@ export class Authenticator extends EventEmitter<AuthenticatorEvents> {
 
 /** The response to send for a refusal. */
 export function authResponse(req: SipRequest, r: AuthRefusal): SipResponse {
-  return makeResponse(req, r.status, { reason: r.reason, headers: r.headers });
+  const res = makeResponse(req, r.status, { reason: r.reason, headers: r.headers });
+  // A challenge depends on no state (the nonce is checked without a table): kept only
+  // briefly, a late retransmitted request gets a fresh one (RFC 3261 §8.2.7). A 403 is kept
+  // for Timer J, so that a retransmission is not counted as a second failure.
+  res.stateless = r.status !== 403;
+  return res;
 }
 
 /** The event of a refused request (client-given text cut short: it goes to the log). */

@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { parseNameAddr } from '../sip/address.js';
+import { detach } from '../sip/detach.js';
 import { SipError } from '../sip/errors.js';
 import { isDigits, type Params } from '../sip/grammar.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
@@ -202,7 +203,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
       : { transport: 'udp' as const, address: '', port: 0, flowId: null };
     // Asterisk refuses a REGISTER that alone would exceed max_contacts
     if (contacts.length > this.opts.maxContacts) throw new SipError(403, 'Too Many Contacts');
-    const userAgent = req.get('user-agent') ?? null;
+    const userAgentText = req.get('user-agent') ?? null;
     const added: Binding[] = [];
     const refreshed: Binding[] = [];
     const removed: Binding[] = [];
@@ -241,15 +242,18 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
         continue;
       }
       const q = c.params.get('q');
+      // A binding lives for hours: its strings are copied out of the REGISTER's text (or
+      // taken from the binding it refreshes), so that it does not keep the whole message.
+      const userAgent = userAgentText === null ? null : existing?.userAgent === userAgentText ? existing.userAgent : detach(userAgentText);
       const binding: Binding = {
-        aor: user,
-        contact,
-        params: c.params.size === 0 ? '' : formatParamsExcept(c.params, 'expires', 'q'),
-        instance,
+        aor: existing?.aor ?? detach(user),
+        contact: existing?.contact === contact ? existing.contact : detach(contact),
+        params: c.params.size === 0 ? '' : detach(formatParamsExcept(c.params, 'expires', 'q')),
+        instance: instance === null ? null : detach(instance),
         regId,
         q: q !== undefined && q !== null && Number.isFinite(Number(q)) ? Number(q) : null,
         expires: p.now + expires * 1000,
-        callId,
+        callId: existing?.callId === callId ? existing.callId : detach(callId),
         cseq,
         flags,
         received,

@@ -287,6 +287,14 @@ export class SipRequest extends SipMessage {
 }
 
 export class SipResponse extends SipMessage {
+  /**
+   * true for a final response that depends on no state, such as a digest challenge: a
+   * non-INVITE server transaction keeps it for T4 instead of Timer J, and a later
+   * retransmitted request is answered afresh, as a stateless UAS answers (RFC 3261 §8.2.7).
+   * See NonInviteServerTransaction.respond.
+   */
+  stateless = false;
+
   constructor(public status: number, public reason: string, headers: Header[], body?: Buffer) {
     super(headers, body);
   }

@@ -80,6 +80,16 @@ describe('Authenticator', () => {
     const res = authResponse(request('REGISTER', 'alice'), r);
     assert.equal(res.status, 401);
     assert.equal(res.getAll('www-authenticate').length, 2);
+    assert.equal(res.stateless, true, 'a challenge is not kept by its transaction');
+  });
+
+  it('a 403 is kept by its transaction (a retransmission is not a second failure)', () => {
+    const { auth } = authenticator();
+    const ch = auth.check(request('REGISTER', 'alice'), 'www', 'alice');
+    const value = answer(ch, { user: 'alice', password: 'wrong', method: 'REGISTER', uri: REG_URI });
+    const r = auth.check(request('REGISTER', 'alice', { headers: [`Authorization: ${value}`] }), 'www', 'alice') as AuthRefusal;
+    assert.equal(r.status, 403);
+    assert.equal(authResponse(request('REGISTER', 'alice'), r).stateless, false);
   });
 
   it('proxy: 407 / Proxy-Authenticate, answered in Proxy-Authorization (an Authorization header is not read)', () => {

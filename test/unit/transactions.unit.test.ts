@@ -170,6 +170,28 @@ describe('non-INVITE server transaction (§17.2.2)', () => {
     assert.equal(tu.requests.length, 1);
   });
 
+  it('a stateless final response (a digest challenge) is kept for T4 only, then a retransmission is a new request (RFC 3261 §8.2.7)', async () => {
+    const { layer, sender, tu } = setup();
+    const req = request('REGISTER');
+    layer.receiveRequest(req, UDP);
+    const challenge = makeResponse(req, 401, { headers: [['WWW-Authenticate', 'Digest realm="a", nonce="1"']] });
+    challenge.stateless = true;
+    tu.requests[0]!.tx!.respond(challenge);
+    assert.deepEqual(layer.stats, { server: 0, client: 0, lingering: 1 });
+    layer.receiveRequest(again(req), UDP);
+    assert.equal(tu.requests.length, 1, 'a copy that crossed the challenge gets the very same one');
+    assert.ok(sender.sent[1]!.buf.equals(sender.sent[0]!.buf));
+    await sleep(250); // past 2 x T4 (100 ms): forgotten
+    assert.equal(layer.stats.lingering, 0);
+    layer.receiveRequest(again(req), UDP);
+    assert.equal(tu.requests.length, 2, 'a late copy reaches the TU, which challenges it afresh');
+    tu.requests[1]!.tx!.respond(makeResponse(req, 200, { toTag: 'z' }));
+    await sleep(250); // a 200 keeps its Timer J (64 x T1 = 1.28 s here)
+    layer.receiveRequest(again(req), UDP);
+    assert.equal(tu.requests.length, 2);
+    assert.deepEqual(sender.responses().map((r) => r.status), [401, 401, 200, 200]);
+  });
+
   it('the TU cannot send a second final response', () => {
     const { layer, sender, tu } = setup();
     const req = request('OPTIONS');

@@ -6,8 +6,11 @@ import type { Timers } from './timers.js';
 export interface ServerTxHost {
   readonly timers: Timers;
   send(buf: Buffer, dest: Destination): boolean;
-  /** the transaction reached Completed on an unreliable transport: absorb retransmissions */
-  linger(key: string, finalResponse: Buffer, dest: Destination): void;
+  /**
+   * the transaction reached Completed on an unreliable transport: absorb retransmissions
+   * (for Timer J, or briefly for a response that depends on no state)
+   */
+  linger(key: string, finalResponse: Buffer, dest: Destination, brief: boolean): void;
   terminated(tx: ServerTransaction): void;
 }
 
@@ -77,7 +80,15 @@ export class NonInviteServerTransaction extends ServerTransaction {
     // "any final response ... MUST enter the Completed state" and Timer J fires after 64*T1
     // for unreliable transports, zero for reliable ones.
     this.state = 'completed';
-    if (!this.reliable) this.host.linger(this.key, buf, this.dest);
+    // A stateless response (a digest challenge) is kept only briefly (T4, not Timer J):
+    // RFC 3261 §8.2.7 lets a UAS answer statelessly (Kamailio's www_challenge does, with
+    // sl_send_reply), and a retransmission arriving later is just challenged afresh, the
+    // request doing nothing but that. It is kept at all because a copy of the request that
+    // crossed our answer in the network (a message lives there at most T4, §17.1.2.2) should
+    // get the very same answer: a client that compares them (SIPp) takes a second, different
+    // challenge for an unexpected message. A final response that did something (a REGISTER's
+    // 200) keeps its Timer J: a retransmitted REGISTER must not be processed twice.
+    if (!this.reliable) this.host.linger(this.key, buf, this.dest, res.stateless);
     this.terminate();
   }
 

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { SipRequest, SipResponse } from '../message.js';
 import { makeResponse } from '../reply.js';
 import type { Destination, Sender } from '../transport/types.js';
+import { detach } from '../detach.js';
 import { MAGIC_COOKIE } from '../via.js';
 import {
   InviteClientTransaction,
@@ -45,17 +46,21 @@ export class TransactionLayer extends EventEmitter<TransactionEvents> implements
   private readonly servers = new Map<string, ServerTransaction>();
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly completed: Linger<Lingering>;
+  /** stateless final responses (digest challenges), kept for T4 only */
+  private readonly briefly: Linger<Lingering>;
   constructor(readonly timers: Timers, private readonly sender: Sender) {
     super();
     this.completed = new Linger(timers.J);
+    this.briefly = new Linger(Math.min(timers.T4, timers.J));
   }
 
   send(buf: Buffer, dest: Destination): boolean {
     return this.sender.send(buf, dest);
   }
 
-  linger(key: string, buf: Buffer, dest: Destination): void {
-    this.completed.set(key, { buf, dest });
+  linger(key: string, buf: Buffer, dest: Destination, brief: boolean): void {
+    // the key is made of slices of the request's text: kept for seconds, it is copied alone
+    (brief ? this.briefly : this.completed).set(detach(key), { buf, dest });
   }
 
   terminated(tx: ServerTransaction | ClientTransaction): void {
@@ -64,7 +69,7 @@ export class TransactionLayer extends EventEmitter<TransactionEvents> implements
   }
 
   get stats(): { server: number; client: number; lingering: number } {
-    return { server: this.servers.size, client: this.clients.size, lingering: this.completed.size };
+    return { server: this.servers.size, client: this.clients.size, lingering: this.completed.size + this.briefly.size };
   }
 
   /**
@@ -99,7 +104,7 @@ export class TransactionLayer extends EventEmitter<TransactionEvents> implements
       tx.retransmission();
       return;
     }
-    const done = this.completed.get(key);
+    const done = this.completed.get(key) ?? this.briefly.get(key);
     if (done) {
       this.sender.send(done.buf, done.dest);
       return;
@@ -149,5 +154,6 @@ export class TransactionLayer extends EventEmitter<TransactionEvents> implements
     for (const tx of [...this.servers.values()]) tx.terminate();
     for (const tx of [...this.clients.values()]) tx.terminate();
     this.completed.close();
+    this.briefly.close();
   }
 }
