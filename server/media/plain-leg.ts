@@ -98,18 +98,21 @@ export class PlainLeg extends Leg {
    */
   private async open(): Promise<void> {
     this.learnStarted = Date.now();
+    this.plain = await this.bindTransport(false);
+  }
+
+  /** A PlainTransport on the leg's port (and port + 1 for RTCP unless muxed), not connected; null if the leg closed meanwhile. */
+  private async bindTransport(mux: boolean): Promise<PlainTransport | null> {
     const listen = { protocol: 'udp' as const, ip: this.opts.listenIp, announcedAddress: this.opts.announcedAddress };
     const plain = await this.router.createPlainTransport({
       listenInfo: { ...listen, port: this.opts.port },
-      rtcpListenInfo: { ...listen, port: this.opts.port + 1 },
-      rtcpMux: false,
+      ...(mux ? {} : { rtcpListenInfo: { ...listen, port: this.opts.port + 1 } }),
+      rtcpMux: mux,
       comedia: false,
     });
-    if (this.closed) {
-      plain.close();
-      return;
-    }
-    this.plain = plain;
+    if (!this.closed) return plain;
+    plain.close();
+    return null;
   }
 
   /**
@@ -240,16 +243,8 @@ export class PlainLeg extends Leg {
     await this.closeSniffer();
     if (this.closed) return;
     const mux = this.rtcpMux;
-    const plain = await this.router.createPlainTransport({
-      listenInfo: { protocol: 'udp', ip: this.opts.listenIp, announcedAddress: this.opts.announcedAddress, port: this.opts.port },
-      ...(mux ? {} : { rtcpListenInfo: { protocol: 'udp' as const, ip: this.opts.listenIp, announcedAddress: this.opts.announcedAddress, port: this.opts.port + 1 } }),
-      rtcpMux: mux,
-      comedia: false,
-    });
-    if (this.closed) {
-      plain.close();
-      return;
-    }
+    const plain = await this.bindTransport(mux);
+    if (!plain) return;
     this.plain = plain;
     // Where to send: where the phone sends from (latching), else what its SDP says.
     const r = this.remote;

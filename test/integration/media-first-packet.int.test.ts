@@ -77,15 +77,21 @@ describe('a desk phone answers a browser: its first packet, and a new SSRC, reac
     return missing.length ? `the mediasoup worker lacks ${missing.join(', ')} (a prebuilt worker, without scripts/mediasoup/worker-patches.mjs)` : null;
   }
 
-  it("the first packet the browser decrypts is the phone's first (marked, packet 1)", async (t) => {
-    const why = needsPatchedWorker('catchAllSsrc', 'earlyReplay');
-    if (why) return t.skip(why);
+  /** The browser calls the phone, which answers and talks at once; back when the browser has 25 of its packets. */
+  async function callCarol() {
     const call = alice.call(`sip:carol@${DOMAIN}`);
     await call.confirmed;
     const a = alicePcs.last();
     const incoming = await carol.nextIncoming();
     await a.waitConnected();
     await waitFor('25 packets from the phone at the browser', () => a.rtpPackets.length >= 25, 5000);
+    return { call, a, incoming };
+  }
+
+  it("the first packet the browser decrypts is the phone's first (marked, packet 1)", async (t) => {
+    const why = needsPatchedWorker('catchAllSsrc', 'earlyReplay');
+    if (why) return t.skip(why);
+    const { call, a, incoming } = await callCarol();
     const got = stamps(a.rtpPackets);
     const first = a.rtpPackets[0]!;
     const missing = [...Array(Math.max(...got)).keys()].map((i) => i + 1).filter((n) => !got.includes(n));
@@ -101,12 +107,7 @@ describe('a desk phone answers a browser: its first packet, and a new SSRC, reac
   it('the phone changes its SSRC: at most 5 of the packets it sent after the change are lost (20 ms pacing)', async (t) => {
     const why = needsPatchedWorker('catchAllSsrc', 'earlyReplay');
     if (why) return t.skip(why);
-    const call = alice.call(`sip:carol@${DOMAIN}`);
-    await call.confirmed;
-    const a = alicePcs.last();
-    const incoming = await carol.nextIncoming();
-    await a.waitConnected();
-    await waitFor('25 packets from the phone at the browser', () => a.rtpPackets.length >= 25, 5000);
+    const { call, a, incoming } = await callCarol();
     await waitFor('the phone to hear the browser', () => incoming.heardTone(ALICE_HZ), 3000);
     const oldSsrcs = new Set(a.rtpPackets.map((p) => p.ssrc));
     const sentBefore = incoming.sentPackets;
