@@ -120,6 +120,18 @@ describe('phone legs: strict latching, first packets, new SSRCs', () => {
   });
 
   /** Why a test of the patched worker's behaviour cannot run here (null: it can). */
+  /** alice (440 Hz) calls bob (880 Hz), who answers; back once alice hears him. */
+  async function aliceHearsBob() {
+    const alice = await phone('alice', { tone: 440 });
+    const bob = await phone('bob', { tone: 880 });
+    const call = alice.call('bob');
+    const incoming = await bob.nextIncoming();
+    incoming.answer();
+    await call.answered;
+    await waitFor('alice to hear 880 Hz', () => call.heardTone(880), 5000);
+    return { call, incoming };
+  }
+
   function needsPatchedWorker(...features: ('catchAllSsrc' | 'earlyReplay' | 'stripsExtensions')[]): string | null {
     const f = gw.media?.pool.features;
     const missing = features.filter((k) => !f?.[k]);
@@ -132,13 +144,7 @@ describe('phone legs: strict latching, first packets, new SSRCs', () => {
   test('the callee\'s first RTP packet (the marked one that starts its talkspurt) reaches the caller', async (t) => {
     const why = needsPatchedWorker('catchAllSsrc', 'earlyReplay');
     if (why) return t.skip(why);
-    const alice = await phone('alice', { tone: 440 });
-    const bob = await phone('bob', { tone: 880 });
-    const call = alice.call('bob');
-    const incoming = await bob.nextIncoming();
-    incoming.answer();
-    await call.answered;
-    await waitFor('alice to hear 880 Hz', () => call.heardTone(880), 5000);
+    const { call, incoming } = await aliceHearsBob();
     // how many of bob's packets never reached alice (all of them at the start of the call)
     incoming.stopSending();
     await sleep(300);
@@ -153,13 +159,7 @@ describe('phone legs: strict latching, first packets, new SSRCs', () => {
   test('RTP towards a desk phone carries no header extension: each packet as long as the other phone sent it', async (t) => {
     const why = needsPatchedWorker('stripsExtensions');
     if (why) return t.skip(why);
-    const alice = await phone('alice', { tone: 440 });
-    const bob = await phone('bob', { tone: 880 });
-    const call = alice.call('bob');
-    const incoming = await bob.nextIncoming();
-    incoming.answer();
-    await call.answered;
-    await waitFor('alice to hear 880 Hz', () => call.heardTone(880), 5000);
+    const { call, incoming } = await aliceHearsBob();
     await waitFor('bob to hear 440 Hz', () => incoming.heardTone(440), 5000);
     // both phones send PCMU, 20 ms a packet: 12 bytes of header and 160 of payload, no extension
     for (const [who, got] of [['alice', call.receivedPackets], ['bob', incoming.receivedPackets]] as const) {
