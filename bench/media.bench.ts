@@ -477,6 +477,8 @@ interface SippResult {
   signallingCpuMsPerCall: number;
   /** the same over the --sipp-warmup calls of the fresh server (NaN: no warm-up) */
   coldSignallingCpuMsPerCall: number;
+  /** relayed packets per CPU-second of the whole server (signalling + relay) over the warm-up */
+  coldPacketsPerServerCpuSecond: number;
   warmup: number;
 }
 
@@ -559,15 +561,25 @@ async function runSipp(t: Target): Promise<SippResult> {
   // the warm-up: the same calls through the same fresh server, before anything is counted; its
   // signalling CPU per call is the "cold" figure (a fresh process: JIT compiling, caches filling)
   let coldSignallingCpuMsPerCall = NaN;
+  let coldPacketsPerServerCpuSecond = NaN;
   if (warmup > 0) {
     const signalling = t.kind === 'gateway' ? 'gw node' : 'kamailio';
-    const w0 = snapshot({ [signalling]: t.cpu[signalling]! });
+    // the server's own processes only (never the generators)
+    const server: CpuGroups = Object.fromEntries(Object.entries(t.cpu).filter(([k]) => !k.startsWith('proc ')));
+    const rk = t.kind === 'gateway' ? 'gw' : 'rtpe';
+    const wc0 = counter?.read() ?? {};
+    const w0 = snapshot(server);
     const wu = runProcess('sipp', uacArgs(warmup, warmS, 'warmup_stat.csv'), dir, (warmS + 30) * 1000, 'sipp_uac_warmup.out');
     const wcode = await wu.done;
-    const w1 = snapshot({ [signalling]: t.cpu[signalling]! });
-    coldSignallingCpuMsPerCall = (1000 * (delta(w0, w1).seconds[signalling] ?? NaN)) / warmup;
+    const w1 = snapshot(server);
+    const wc1 = counter?.read() ?? {};
+    const wd = delta(w0, w1);
+    coldSignallingCpuMsPerCall = (1000 * (wd.seconds[signalling] ?? NaN)) / warmup;
+    const wRelayed = (wc1[`${rk}_to_sipp`] ?? 0) - (wc0[`${rk}_to_sipp`] ?? 0);
+    const wServerCpu = Object.values(wd.seconds).reduce((a, b) => a + b, 0);
+    coldPacketsPerServerCpuSecond = counter && wServerCpu > 0 ? wRelayed / wServerCpu : NaN;
     const ws = sippStat(path.join(dir, 'warmup_stat.csv'));
-    notes.push(`warm-up (not counted): ${ws['SuccessfulCall(C)']} ok, ${ws['FailedCall(C)']} failed${wcode !== 0 ? ` (exit code ${wcode}, see ${dir})` : ''}; ${t.kind === 'gateway' ? 'Node' : 'Kamailio'} CPU per call in it (cold) ${f2(coldSignallingCpuMsPerCall)} ms`);
+    notes.push(`warm-up (not counted): ${ws['SuccessfulCall(C)']} ok, ${ws['FailedCall(C)']} failed${wcode !== 0 ? ` (exit code ${wcode}, see ${dir})` : ''}; cold figures: ${t.kind === 'gateway' ? 'Node' : 'Kamailio'} CPU per call ${f2(coldSignallingCpuMsPerCall)} ms, relayed packets per whole-server CPU-second ${f0(coldPacketsPerServerCpuSecond)}`);
     // the last calls' teardown, and the channel counter's file (written within a second)
     await sleep(2500);
   }
@@ -663,6 +675,7 @@ async function runSipp(t: Target): Promise<SippResult> {
     channel,
     signallingCpuMsPerCall,
     coldSignallingCpuMsPerCall,
+    coldPacketsPerServerCpuSecond,
     warmup,
   };
 }
@@ -977,7 +990,7 @@ async function main(): Promise<void> {
     const kNotRelayed = (ks.offered - ks.relayed) / Math.max(1, ks.offered);
     ratios.push(`SIPp round ${round}: packets offered but not relayed ${f2(100 * gNotRelayed)} % / ${f2(100 * kNotRelayed)} %; signalling CPU per call (Node / Kamailio) ${f2(gs.signallingCpuMsPerCall)} / ${f2(ks.signallingCpuMsPerCall)} ms = ${f2(gs.signallingCpuMsPerCall / ks.signallingCpuMsPerCall)}${gs.warmup ? ` warm (cold, in the warm-up: ${f2(gs.coldSignallingCpuMsPerCall)} / ${f2(ks.coldSignallingCpuMsPerCall)} ms)` : ' cold'}; mediasoup channel requests per call ${gs.channel ? f2(gs.channel.perCall) : '-'}`);
     ratios.push(`SIPp round ${round}: calls ok ${gs.successful}/${ks.successful}; relayed pps ${f2(gs.pps / ks.pps)}; relayed packets per CPU-second: relay alone (mediasoup workers / rtpengine) ${f0(gWorkers)} / ${f0(kRtpe)} = ${f2(gWorkers / kRtpe)}; ` +
-      `whole server (Node + workers / Kamailio + rtpengine, signalling included) ${f0(gAll)} / ${f0(kAll)} = ${f2(gAll / kAll)}; the bar: about 125000 per core for rtpengine`);
+      `whole server (Node + workers / Kamailio + rtpengine, signalling included) ${f0(gAll)} / ${f0(kAll)} = ${f2(gAll / kAll)}${gs.warmup ? ` warm (cold, in the warm-up: ${f0(gs.coldPacketsPerServerCpuSecond)} / ${f0(ks.coldPacketsPerServerCpuSecond)} = ${f2(gs.coldPacketsPerServerCpuSecond / ks.coldPacketsPerServerCpuSecond)})` : ' cold'}; the bar: about 125000 per core for rtpengine`);
   }
   if (ratios.length) {
     console.log('\nratios gateway / anchor:');
