@@ -7,12 +7,21 @@
  *
  *   npx tsc -p tsconfig.json
  *   node dist/bench/media.bench.js [--sizes 20,50,100] [--hold 20] [--cps 10] [--compare]
- *        [--sipp] [--sipp-calls 2000] [--sipp-cps 100] [--sipp-hold 3000] [--workers 0]
+ *        [--sipp] [--sipp-calls 2000] [--sipp-cps 100] [--sipp-hold 3000] [--sipp-warmup 300]
+ *        [--workers 0]
  *        [--rounds 1] [--only gateway|anchor] [--no-webrtc] [--calls-per-gen 25]
  *        [--quiet-max 40] [--quiet-wait 120] [--capture-sip] [--gw-log warn] [--leftover-wait 5]
  *        [--out DIR] [--max-seconds 1800]
  *
  *   e.g. node dist/bench/media.bench.js --compare --sipp --rounds 2
+ *
+ * SIPp warm-up: a server runs for days, so a fresh one measured from its first call mostly
+ * measures V8 compiling the gateway (JIT, inline caches). Each SIPp run therefore first sends
+ * --sipp-warmup calls (default 300; 0: none) through the same fresh server, gateway and anchor
+ * alike, at the same rate and hold, waits until they are over, and only then measures: every
+ * SIPp figure printed (CPU, packets, channel requests, not relayed, INVITE->2xx of a capture)
+ * is of the measured window after the warm-up. The warm-up's own signalling CPU per call is
+ * printed beside it as the "cold" figure.
  *
  * Each run gets a fresh server; with --compare the gateway and the anchor alternate, size by
  * size, round by round, and each run first waits (up to --quiet-wait s) for the machine to be
@@ -92,6 +101,7 @@ const { values: opt } = parseArgs({
     'sipp-cps': { type: 'string', default: '100' },
     'sipp-hold': { type: 'string', default: '3000' },
     'sipp-limit': { type: 'string', default: '1000' },
+    'sipp-warmup': { type: 'string', default: '300' },
     'no-webrtc': { type: 'boolean', default: false },
     workers: { type: 'string', default: '0' },
     only: { type: 'string' },
@@ -465,6 +475,11 @@ interface SippResult {
   channel: ChannelUse | null;
   /** CPU per call attempted of the signalling process (gateway Node / Kamailio), in ms */
   signallingCpuMsPerCall: number;
+  /** the same over the --sipp-warmup calls of the fresh server (NaN: no warm-up) */
+  coldSignallingCpuMsPerCall: number;
+  /** relayed packets per CPU-second of the whole server (signalling + relay) over the warm-up */
+  coldPacketsPerServerCpuSecond: number;
+  warmup: number;
 }
 
 function toneFile(dir: string): void {
@@ -524,7 +539,9 @@ async function runSipp(t: Target): Promise<SippResult> {
   const cps = Number(opt['sipp-cps']);
   const holdMs = Number(opt['sipp-hold']);
   const maxS = Math.ceil(calls / cps + holdMs / 1000 + 60);
-  console.log(`   ${t.name}: SIPp UDP <-> UDP, ${calls} calls at ${cps} cps, ${holdMs} ms hold`);
+  const warmup = Math.max(0, Math.floor(Number(opt['sipp-warmup'])));
+  const warmS = warmup > 0 ? Math.ceil(warmup / cps + holdMs / 1000 + 60) : 0;
+  console.log(`   ${t.name}: SIPp UDP <-> UDP, ${warmup ? `warm-up ${warmup} calls (not counted), then ` : ''}${calls} measured calls at ${cps} cps, ${holdMs} ms hold`);
   const dir = fs.mkdtempSync(path.join(outDir, `sipp-${t.kind}-`));
   toneFile(dir);
   const scn = path.join(anchorsDir, 'sipp', 'scenarios');
@@ -536,8 +553,36 @@ async function runSipp(t: Target): Promise<SippResult> {
   const reg = runProcess('sipp', ['-sf', path.join(scn, 'reg.xml'), t.sipTarget, '-i', '127.0.0.1', '-p', String(uasPort), '-inf', 'uas.csv', '-m', '1', '-nostdin', '-timeout', '10s', '-timeout_error'], dir, 20_000, 'sipp_uas_reg.out');
   if ((await reg.done) !== 0) throw new Error(`SIPp callee registration failed (see ${dir}/sipp_uas_reg.out)`);
   const uas = runProcess('sipp', ['-sf', path.join(scn, 'uas_call.xml'), '-i', '127.0.0.1', '-mi', '127.0.0.1', '-p', String(uasPort), '-mp', String(SIPP_UAS_MP),
-    '-nostdin', '-timeout', `${maxS + 20}s`, '-trace_err', '-trace_stat', '-fd', '1', '-stf', 'uas_stat.csv'], dir, (maxS + 40) * 1000, 'sipp_uas.out');
+    '-nostdin', '-timeout', `${warmS + maxS + 20}s`, '-trace_err', '-trace_stat', '-fd', '1', '-stf', 'uas_stat.csv'], dir, (warmS + maxS + 40) * 1000, 'sipp_uas.out');
   await sleep(500);
+  const uacArgs = (m: number, timeoutS: number, stat: string): string[] => ['-sf', path.join(scn, 'uac_call.xml'), t.sipTarget, '-i', '127.0.0.1', '-nostdin', '-timeout', `${timeoutS}s`, '-timeout_error', '-max_recv_loops', '1000',
+    '-trace_err', '-trace_stat', '-fd', '1', '-s', CALLEE, '-mi', '127.0.0.1', '-p', String(uacPort), '-mp', String(SIPP_UAC_MP),
+    '-m', String(m), '-r', String(cps), '-l', opt['sipp-limit']!, '-d', String(holdMs), '-pause_msg_ign', '-stf', stat];
+  // the warm-up: the same calls through the same fresh server, before anything is counted; its
+  // signalling CPU per call is the "cold" figure (a fresh process: JIT compiling, caches filling)
+  let coldSignallingCpuMsPerCall = NaN;
+  let coldPacketsPerServerCpuSecond = NaN;
+  if (warmup > 0) {
+    const signalling = t.kind === 'gateway' ? 'gw node' : 'kamailio';
+    // the server's own processes only (never the generators)
+    const server: CpuGroups = Object.fromEntries(Object.entries(t.cpu).filter(([k]) => !k.startsWith('proc ')));
+    const rk = t.kind === 'gateway' ? 'gw' : 'rtpe';
+    const wc0 = counter?.read() ?? {};
+    const w0 = snapshot(server);
+    const wu = runProcess('sipp', uacArgs(warmup, warmS, 'warmup_stat.csv'), dir, (warmS + 30) * 1000, 'sipp_uac_warmup.out');
+    const wcode = await wu.done;
+    const w1 = snapshot(server);
+    const wc1 = counter?.read() ?? {};
+    const wd = delta(w0, w1);
+    coldSignallingCpuMsPerCall = (1000 * (wd.seconds[signalling] ?? NaN)) / warmup;
+    const wRelayed = (wc1[`${rk}_to_sipp`] ?? 0) - (wc0[`${rk}_to_sipp`] ?? 0);
+    const wServerCpu = Object.values(wd.seconds).reduce((a, b) => a + b, 0);
+    coldPacketsPerServerCpuSecond = counter && wServerCpu > 0 ? wRelayed / wServerCpu : NaN;
+    const ws = sippStat(path.join(dir, 'warmup_stat.csv'));
+    notes.push(`warm-up (not counted): ${ws['SuccessfulCall(C)']} ok, ${ws['FailedCall(C)']} failed${wcode !== 0 ? ` (exit code ${wcode}, see ${dir})` : ''}; cold figures: ${t.kind === 'gateway' ? 'Node' : 'Kamailio'} CPU per call ${f2(coldSignallingCpuMsPerCall)} ms, relayed packets per whole-server CPU-second ${f0(coldPacketsPerServerCpuSecond)}`);
+    // the last calls' teardown, and the channel counter's file (written within a second)
+    await sleep(2500);
+  }
   let capture: ReturnType<typeof runProcess> | null = null;
   if (opt['capture-sip']) {
     // SIP only (the server's port), bounded by time; for the timeline of a failure
@@ -557,9 +602,7 @@ async function runSipp(t: Target): Promise<SippResult> {
   const ch0 = t.channelRequests();
   const r0 = t.kind === 'anchor' ? rtpengineTotals() : {};
   const a = snapshot(groups);
-  const uac = runProcess('sipp', ['-sf', path.join(scn, 'uac_call.xml'), t.sipTarget, '-i', '127.0.0.1', '-nostdin', '-timeout', `${maxS}s`, '-timeout_error', '-max_recv_loops', '1000',
-    '-trace_err', '-trace_stat', '-fd', '1', '-s', CALLEE, '-mi', '127.0.0.1', '-p', String(uacPort), '-mp', String(SIPP_UAC_MP),
-    '-m', String(calls), '-r', String(cps), '-l', opt['sipp-limit']!, '-d', String(holdMs), '-pause_msg_ign', '-stf', 'uac_stat.csv'], dir, (maxS + 30) * 1000, 'sipp_uac.out');
+  const uac = runProcess('sipp', uacArgs(calls, maxS, 'uac_stat.csv'), dir, (maxS + 30) * 1000, 'sipp_uac.out');
   uacPids.push(uac.child.pid!);
   // the UAC's CPU is gone with its /proc entry when it exits: keep the last reading (every 250 ms)
   let uacCpu = 0;
@@ -608,7 +651,7 @@ async function runSipp(t: Target): Promise<SippResult> {
   const channel = requestsPerCall(ch0, t.channelRequests(), calls);
   if (channel) notes.push(`mediasoup channel requests per call: ${f2(channel.perCall)} ${JSON.stringify(channel.methods)}`);
   const signallingCpuMsPerCall = (1000 * (t.kind === 'gateway' ? (cpu.seconds['gw node'] ?? NaN) : (cpu.seconds.kamailio ?? NaN))) / Math.max(1, calls);
-  notes.push(`${t.kind === 'gateway' ? 'Node' : 'Kamailio'} CPU per call: ${f2(signallingCpuMsPerCall)} ms`);
+  notes.push(`${t.kind === 'gateway' ? 'Node' : 'Kamailio'} CPU per call: ${f2(signallingCpuMsPerCall)} ms${warmup ? ` measured after the warm-up (cold, in the warm-up: ${f2(coldSignallingCpuMsPerCall)} ms)` : ' (no warm-up: a cold server)'}`);
   const rtpengine = t.kind === 'anchor' ? Object.fromEntries(['Total managed sessions', 'Total relayed packets', 'Total relayed packet errors', 'Total number of 1-way streams', 'Total number of streams with no relayed packets'].map((k) => [k, (r1[k] ?? 0) - (r0[k] ?? 0)])) : undefined;
   return {
     server: t.name,
@@ -631,6 +674,9 @@ async function runSipp(t: Target): Promise<SippResult> {
     sipPing: ping,
     channel,
     signallingCpuMsPerCall,
+    coldSignallingCpuMsPerCall,
+    coldPacketsPerServerCpuSecond,
+    warmup,
   };
 }
 
@@ -756,7 +802,8 @@ function printWebrtc(rs: (WebrtcResult & { round?: number })[]): void {
 }
 
 function printSipp(rs: (SippResult & { round?: number })[]): void {
-  console.log('\nSIPp UDP <-> UDP (anchors scenarios, rtp_stream PCMU both ways); over the UAC run; CPU % of one core');
+  const w = rs[0]?.warmup ?? 0;
+  console.log(`\nSIPp UDP <-> UDP (anchors scenarios, rtp_stream PCMU both ways); over the measured UAC run${w ? `, after a warm-up of ${w} calls on the same server (not counted)` : ' of a cold server (no warm-up)'}; CPU % of one core`);
   console.log('server                 calls ok/failed   wall s   relayed pkts (expected)   relayed pps   media CPU s (%)                      kamailio %  sipp % (uac/uas)  machine %  pkts per media-CPU-s');
   for (const r of rs) {
     const detail = r.server === 'gateway' ? `node ${f1(r.cpu.percent['gw node']!)} + workers ${f1(r.cpu.percent['gw workers']!)}` : `rtpengine ${f1(r.cpu.percent.rtpengine!)}`;
@@ -941,9 +988,9 @@ async function main(): Promise<void> {
     const kAll = ks.relayed / ((ks.cpu.seconds.rtpengine ?? 0) + (ks.cpu.seconds.kamailio ?? 0));
     const gNotRelayed = (gs.offered - gs.relayed) / Math.max(1, gs.offered);
     const kNotRelayed = (ks.offered - ks.relayed) / Math.max(1, ks.offered);
-    ratios.push(`SIPp round ${round}: packets offered but not relayed ${f2(100 * gNotRelayed)} % / ${f2(100 * kNotRelayed)} %; signalling CPU per call (Node / Kamailio) ${f2(gs.signallingCpuMsPerCall)} / ${f2(ks.signallingCpuMsPerCall)} ms = ${f2(gs.signallingCpuMsPerCall / ks.signallingCpuMsPerCall)}; mediasoup channel requests per call ${gs.channel ? f2(gs.channel.perCall) : '-'}`);
+    ratios.push(`SIPp round ${round}: packets offered but not relayed ${f2(100 * gNotRelayed)} % / ${f2(100 * kNotRelayed)} %; signalling CPU per call (Node / Kamailio) ${f2(gs.signallingCpuMsPerCall)} / ${f2(ks.signallingCpuMsPerCall)} ms = ${f2(gs.signallingCpuMsPerCall / ks.signallingCpuMsPerCall)}${gs.warmup ? ` warm (cold, in the warm-up: ${f2(gs.coldSignallingCpuMsPerCall)} / ${f2(ks.coldSignallingCpuMsPerCall)} ms)` : ' cold'}; mediasoup channel requests per call ${gs.channel ? f2(gs.channel.perCall) : '-'}`);
     ratios.push(`SIPp round ${round}: calls ok ${gs.successful}/${ks.successful}; relayed pps ${f2(gs.pps / ks.pps)}; relayed packets per CPU-second: relay alone (mediasoup workers / rtpengine) ${f0(gWorkers)} / ${f0(kRtpe)} = ${f2(gWorkers / kRtpe)}; ` +
-      `whole server (Node + workers / Kamailio + rtpengine, signalling included) ${f0(gAll)} / ${f0(kAll)} = ${f2(gAll / kAll)}; the bar: about 125000 per core for rtpengine`);
+      `whole server (Node + workers / Kamailio + rtpengine, signalling included) ${f0(gAll)} / ${f0(kAll)} = ${f2(gAll / kAll)}${gs.warmup ? ` warm (cold, in the warm-up: ${f0(gs.coldPacketsPerServerCpuSecond)} / ${f0(ks.coldPacketsPerServerCpuSecond)} = ${f2(gs.coldPacketsPerServerCpuSecond / ks.coldPacketsPerServerCpuSecond)})` : ' cold'}; the bar: about 125000 per core for rtpengine`);
   }
   if (ratios.length) {
     console.log('\nratios gateway / anchor:');

@@ -39,6 +39,22 @@ export const ROUTER_CODECS: RtpCodecCapability[] = [
  * §6.1: the answer SHOULD keep the offer's payload types).
  */
 export function routerCodecsFor(offer: SdpCodec[]): RtpCodecCapability[] {
+  // every call of a busy server offers one of a few codec lists: each is worked out once
+  let key = '';
+  for (const c of offer) key += `${c.name}/${c.clockRate}=${c.pt},`;
+  const known = routerCodecsMemo.get(key);
+  if (known) return known;
+  const out = numberRouterCodecs(offer);
+  // bounded: past that many different lists, start over
+  if (routerCodecsMemo.size >= 64) routerCodecsMemo.clear();
+  routerCodecsMemo.set(key, out);
+  return out;
+}
+
+/** Lists given out by routerCodecsFor, shared by the calls that offer alike: read-only. */
+const routerCodecsMemo = new Map<string, RtpCodecCapability[]>();
+
+function numberRouterCodecs(offer: SdpCodec[]): RtpCodecCapability[] {
   const taken = new Set<number>();
   const out: RtpCodecCapability[] = [];
   const pending: RtpCodecCapability[] = [];

@@ -56,6 +56,8 @@ export class MediaSession extends EventEmitter<SessionEvents> {
   private readonly overrides = new Map<Side, Producer>();
   private readonly taps = new Set<TapPort>();
   private closed = false;
+  /** a wire() is queued and has not begun: events meanwhile need no other */
+  private wirePending = false;
   readonly createdAt = Date.now();
 
   constructor(
@@ -102,7 +104,13 @@ export class MediaSession extends EventEmitter<SessionEvents> {
       throw new SdpError('call ended', 487);
     }
     const rewire = (): void => {
-      this.run(() => this.wire()).catch((e: unknown) => this.emit('warning', `wiring ${name} failed: ${(e as Error).message}`));
+      // a leg says 'ready' and 'producer' in a row: one wiring queued (not yet begun) sees both
+      if (this.wirePending) return;
+      this.wirePending = true;
+      this.run(() => {
+        this.wirePending = false;
+        return this.wire();
+      }).catch((e: unknown) => this.emit('warning', `wiring ${name} failed: ${(e as Error).message}`));
     };
     leg.on('producer', rewire);
     leg.on('ready', rewire);

@@ -272,6 +272,9 @@ export class PlainLeg extends Leg {
    * its transport does not take (behind NAT), until its traffic starts.
    */
   private watchStart(): void {
+    // heard already (the producer's first score came before connect() returned): nothing to watch
+    if (this.learnt || this.closed) return;
+    if (this.watch) clearTimeout(this.watch);
     const delays = [200, 400, 800, 1600, 3200];
     const next = (i: number): void => {
       if (i >= delays.length || this.closed) return;
@@ -402,6 +405,10 @@ export class PlainLeg extends Leg {
       producer.off('score', onScore);
       this.producerSsrc = first.ssrc;
       this.learnt = { ssrc: first.ssrc, address: r.address, port: r.port, at: Date.now() };
+      // the phone is heard where its SDP said: the watch has nothing left to look for, and a
+      // busy server keeps no timer per leg (most legs end here, before its first look)
+      if (this.watch) clearTimeout(this.watch);
+      this.watch = null;
     };
     producer.on('score', onScore);
   }
