@@ -291,24 +291,18 @@ export class PlainLeg extends Leg {
   }
 
   /**
-   * One look of the watch. Direct path: once the SSRC-less producer has a stream (it claimed
-   * the phone's SSRC), that SSRC is the one learnt and the watch ends: one request per leg.
-   * Otherwise RTP from elsewhere and none claimed (behind NAT, or a phone that took the port
-   * unheard): learn again.
+   * One look of the watch. Direct path: if the SSRC-less producer has a stream although its
+   * first score notification was missed, that stream's SSRC is the one learnt and the watch
+   * ends. Otherwise the periodic check's rule (poll): RTP from elsewhere and none claimed
+   * (behind NAT, or a phone that took the port unheard) is learnt again.
    */
   private async watchTick(): Promise<void> {
     const producer = this.producer;
     if (this.direct && producer && this.producerSsrc === null) {
       const [s] = await producer.getStats();
-      const plain = this.plain;
-      if (s && this.producer === producer && plain?.tuple.remoteIp && !this.learnt) {
-        this.producerSsrc = s.ssrc;
-        this.learnt = { ssrc: s.ssrc, address: plain.tuple.remoteIp, port: plain.tuple.remotePort!, at: Date.now() };
-        return;
-      }
+      if (s && this.producer === producer && this.claimed(s.ssrc)) return;
     }
-    const { unclaimed, claimed } = await this.counters();
-    if (unclaimed > 600 && claimed === 0 && !this.relearning && !this.closed && this.plain) await this.relearn();
+    await this.poll();
   }
 
   async setRemote(remote: RemoteMedia): Promise<void> {
@@ -401,18 +395,25 @@ export class PlainLeg extends Leg {
   private hearFirstSsrc(producer: Producer): void {
     const onScore = (scores: ProducerScore[]): void => {
       const first = scores[0];
-      // the transport was connected to the SDP's address: only its packets can have been claimed
-      const r = this.remote;
-      if (!first || this.producer !== producer || this.learnt || this.producerSsrc !== null || !this.connected || !r) return;
-      producer.off('score', onScore);
-      this.producerSsrc = first.ssrc;
-      this.learnt = { ssrc: first.ssrc, address: r.address, port: r.port, at: Date.now() };
-      // the phone is heard where its SDP said: the watch has nothing left to look for, and a
-      // busy server keeps no timer per leg (most legs end here, before its first look)
-      if (this.watch) clearTimeout(this.watch);
-      this.watch = null;
+      if (first && this.producer === producer && this.claimed(first.ssrc)) producer.off('score', onScore);
     };
     producer.on('score', onScore);
+  }
+
+  /**
+   * Direct path: the SSRC-less producer claimed `ssrc`. The transport was connected to the
+   * SDP's address, so only that address's packets can have been claimed: the phone is heard
+   * where its SDP said, and the watch has nothing left to look for (a busy server keeps no
+   * timer per leg: most legs end here, before its first look). False if nothing was learnt.
+   */
+  private claimed(ssrc: number): boolean {
+    const r = this.remote;
+    if (this.learnt || this.producerSsrc !== null || !this.connected || !r) return false;
+    this.producerSsrc = ssrc;
+    this.learnt = { ssrc, address: r.address, port: r.port, at: Date.now() };
+    if (this.watch) clearTimeout(this.watch);
+    this.watch = null;
+    return true;
   }
 
   /** Gives the port back to a sniffer and learns the SSRC (and source) again. */
