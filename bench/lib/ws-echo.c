@@ -9,10 +9,17 @@
  * Listens on 127.0.0.1 (a free port), prints `port P`, then reads commands on stdin:
  *   start   forget what was measured; from now on record each binary message's deviation
  *           of its inter-arrival from 20 ms (per connection) and RFC 3550 jitter (§6.4.1)
- *   stop    prints `report frames=N p50=MS p99=MS max=MS jitter=MS jitterMax=MS loopMax=MS`
+ *   stop    prints `report frames=N p50=MS p99=MS max=MS jitter=MS jitterMax=MS loopMax=MS clock=C`
  *           (loopMax: the longest time this server spent handling one batch of events)
  *   (end of input) exits
  * Text messages are read and ignored, pings answered, a close echoed. One thread, epoll.
+ *
+ * A frame's arrival is the kernel's receive timestamp of the read that completed it
+ * (SO_TIMESTAMPNS, `clock=kernel` in the report): on loopback that is when the gateway's write
+ * reached this socket, so what is measured is the gateway's pacing, not when this process got
+ * a core (it shares the machine with the gateway, its mediasoup worker and the phones). Reads
+ * are sized to the last frame's length, so in steady state one read is one frame with its own
+ * timestamp. Where the kernel gives none, the time epoll_wait returned (`clock=process`).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -86,6 +93,8 @@ typedef struct {
   size_t outLen, outCap;
   double last, j, sum;
   long n;
+  size_t frameLen; /* length of the last whole frame: the next read asks for that much */
+  int wantOut;     /* EPOLLOUT is asked for (something waits in out) */
 } Conn;
 
 static double nowMs(void) {
@@ -95,10 +104,42 @@ static double nowMs(void) {
 }
 
 static int measuring = 0;
+static int kernelClock = 0; /* some read carried a kernel timestamp */
 static double *dev = NULL;
 static size_t nDev = 0, capDev = 0;
 static double loopMax = 0;
 static Conn **conns = NULL;
+static int ep = -1;
+
+/* level-triggered: EPOLLIN always, EPOLLOUT only while something waits to be written */
+static void watchOut(Conn *c) {
+  int want = c->outLen > 0;
+  if (want == c->wantOut) return;
+  struct epoll_event e = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
+  epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+  c->wantOut = want;
+}
+
+/* one read of at most `max` bytes; *t becomes its kernel receive time when there is one */
+static ssize_t readStamped(Conn *c, size_t max, double *t) {
+  struct iovec iov = {.iov_base = c->in + c->len, .iov_len = max};
+  union {
+    char buf[CMSG_SPACE(sizeof(struct timespec))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+  ssize_t r = recvmsg(c->fd, &m, 0);
+  if (r <= 0) return r;
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+    if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(h), sizeof ts);
+      *t = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+      kernelClock = 1;
+    }
+  }
+  return r;
+}
 static int nConns = 0, capConns = 0;
 
 static void sendAll(Conn *c, const unsigned char *p, size_t n) {
@@ -197,6 +238,7 @@ static int frames(Conn *c, double t) {
     size_t need = hl + (masked ? 4 : 0) + n;
     if (avail < need) break;
     unsigned char *data = p + hl + (masked ? 4 : 0);
+    if (opcode == 2) c->frameLen = need;
     if (masked)
       for (uint64_t i = 0; i < n; i++) data[i] ^= p[hl + (i & 3)];
     if (opcode == 2) {
@@ -226,7 +268,7 @@ static int frames(Conn *c, double t) {
   return 1;
 }
 
-static void closeConn(int ep, Conn *c) {
+static void closeConn(Conn *c) {
   epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   for (int i = 0; i < nConns; i++)
@@ -255,7 +297,7 @@ static void report(void) {
       js += m, jn++;
       if (m > jm) jm = m;
     }
-  printf("report frames=%zu p50=%.3f p99=%.3f max=%.3f jitter=%.3f jitterMax=%.3f loopMax=%.3f\n", nDev, p50, p99, mx, jn ? js / jn : 0, jm, loopMax);
+  printf("report frames=%zu p50=%.3f p99=%.3f max=%.3f jitter=%.3f jitterMax=%.3f loopMax=%.3f clock=%s\n", nDev, p50, p99, mx, jn ? js / jn : 0, jm, loopMax, kernelClock ? "kernel" : "process");
   fflush(stdout);
 }
 
@@ -275,7 +317,7 @@ int main(int argc, char **argv) {
   }
   printf("port %d\n", ntohs(a.sin_port));
   fflush(stdout);
-  int ep = epoll_create1(0);
+  ep = epoll_create1(0);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
   Conn stdinMark;
@@ -295,13 +337,14 @@ int main(int argc, char **argv) {
           int fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
           if (fd < 0) break;
           setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
           Conn *n = calloc(1, sizeof *n);
           n->fd = fd;
           n->in = malloc(INBUF);
           n->last = -1;
           if (nConns == capConns) capConns = capConns ? capConns * 2 : 1024, conns = realloc(conns, capConns * sizeof *conns);
           conns[nConns++] = n;
-          struct epoll_event e2 = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = n};
+          struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = n};
           epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e2);
         }
       } else if (c == &stdinMark) {
@@ -329,25 +372,21 @@ int main(int argc, char **argv) {
         if (evs[i].events & EPOLLOUT) flush(c);
         int alive = 1;
         if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-          for (;;) {
-            ssize_t r = read(c->fd, c->in + c->len, INBUF - c->len);
-            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-              alive = 0;
-              break;
-            }
-            if (r < 0) break;
+          /* one read per readiness (level-triggered: what is left is reported again), of one
+             frame's length once one was seen, so that each frame has its own timestamp */
+          size_t room = INBUF - c->len, max = room;
+          if (c->open && c->frameLen > c->len && c->frameLen - c->len < room) max = c->frameLen - c->len;
+          double tr = t;
+          ssize_t r = readStamped(c, max, &tr);
+          if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) alive = 0;
+          else if (r > 0) {
             c->len += (size_t)r;
-            if (!c->open && !handshake(c)) {
-              alive = 0;
-              break;
-            }
-            if (c->open && !frames(c, t)) {
-              alive = 0;
-              break;
-            }
+            if (!c->open && !handshake(c)) alive = 0;
+            if (alive && c->open && !frames(c, tr)) alive = 0;
           }
         }
-        if (!alive) closeConn(ep, c);
+        if (alive) watchOut(c);
+        if (!alive) closeConn(c);
       }
     }
     double spent = nowMs() - t;
