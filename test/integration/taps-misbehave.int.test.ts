@@ -67,7 +67,10 @@ describe('audio taps: misbehaving servers', () => {
     assert.ok(packets.length >= expected * 0.9, `${packets.length} packets for ${expected.toFixed(0)} frames`);
     let hole = 0;
     for (let i = 1; i < packets.length; i++) hole = Math.max(hole, packets[i]!.at - packets[i - 1]!.at);
-    assert.ok(hole < 120, `longest hole between packets ${hole} ms`);
+    // alice's socket is read by this process: while its own event loop stalls (GC, a burst of
+    // test work) packets wait in the kernel and look like a hole that the gateway never made
+    const ownStall = loop.max / 1e6;
+    assert.ok(hole < 120 + ownStall, `longest hole between packets ${hole} ms (this process stalled up to ${ownStall.toFixed(0)} ms)`);
     const heard = c.call.audio({ since, until });
     const frames = Math.floor(heard.length / 160);
     let silent = 0;

@@ -258,20 +258,23 @@ describe('audio taps: playing the server\'s audio into the call', () => {
       echoAsStreamAudio(conn, 16000);
       await tap.ready;
       await waitFor('echo to play', () => tap.counters.framesPlayed > 10, 3000);
+      const tapLate = async (): Promise<number> => (await rig.taps.pool.clocks()).reduce((n, k) => n + k.caughtUp + k.skipped, 0);
+      const tapLate0 = await tapLate();
       const start = Date.now();
       await sleep(3000);
       const end = Date.now() - 100;
+      const tapLateFrames = (await tapLate()) - tapLate0;
       const heard = c.call.audio({ since: start, until: end });
       // once and in time: what is played is what was received, the queue does not grow
       const { framesReceived, framesPlayed } = tap.counters;
       assert.ok(Math.abs(framesReceived - framesPlayed) <= 5, `received ${framesReceived}, played ${framesPlayed}`);
       assert.ok(queueOf(tap).queuedMs < 100);
       // no gaps, in order, nothing lost or doubled: every 20 ms alice hears her tone, and its
-      // 440 Hz phase runs on without a jump. The tap runs in its own thread, so a hiccup (a
-      // silent frame, or the audio later by a frame) can only come from alice's own phone: a
-      // packet its timer (in this busy test process) sent more than a frame late may miss the
-      // tap's jitter buffer and reach the echo server as silence. So as many hiccups are
-      // allowed as alice sent frames that late, measured, and none when she was on time.
+      // 440 Hz phase runs on without a jump. A hiccup (a silent frame, or the audio later by a
+      // frame) comes from a clock that ran a frame late on this shared 2-core machine: alice's
+      // phone (its timer in this busy test process) sent a packet that missed the tap's jitter
+      // buffer, or the tap's thread woke a frame late and caught up. So as many hiccups are
+      // allowed as frames either of them ran that late, measured, and none when both were on time.
       const phases = framePhases(heard, 8000, 440);
       assert.ok(phases.length >= 100, `${heard.length} samples heard`);
       const hiccups: string[] = [];
@@ -290,7 +293,7 @@ describe('audio taps: playing the server\'s audio into the call', () => {
         }
       }
       const late = c.call.lateSends(start - 200, end, 20);
-      assert.ok(hiccups.length <= late, `${hiccups.length} hiccups (${hiccups.join('; ')}) for ${late} frames alice sent over 20 ms late`);
+      assert.ok(hiccups.length <= late + tapLateFrames, `${hiccups.length} hiccups (${hiccups.join('; ')}) for ${late} frames alice sent over 20 ms late and ${tapLateFrames} the tap's thread ran a frame late`);
       assert.ok(c.call.heardTone(440, { since: start }));
     } finally {
       await c.hangup();
