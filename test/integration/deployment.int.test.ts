@@ -3,7 +3,7 @@
  * no Docker engine runs here), the config files we ship (valid, and the JSON Schema current).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -43,6 +43,37 @@ test('the Dockerfile builds on a supported Node LTS and runs the compiled gatewa
   assert.match(df, /^CMD \["node", "dist\/server\/main\.js"\]$/m);
   assert.match(df, /^EXPOSE 5060\/udp/m);
   assert.ok(fs.readFileSync(file('.dockerignore'), 'utf8').includes('node_modules'));
+});
+
+test('the Dockerfile\'s final stage installs every library the patched worker links (install-system-deps.sh --runtime)', (t) => {
+  const worker = file('node_modules/mediasoup/worker/out/Release/mediasoup-worker');
+  const stamp = fs.existsSync(`${worker}.stamp`) ? fs.readFileSync(`${worker}.stamp`, 'utf8') : '';
+  if (!stamp.startsWith('patched')) return t.skip('the installed worker is not our build (prebuilt: it links no Debian library)');
+  const df = fs.readFileSync(file('Dockerfile'), 'utf8');
+  assert.match(df, /install-system-deps\.sh --runtime/);
+  const script = fs.readFileSync(file('scripts/install-system-deps.sh'), 'utf8');
+  const runtime = /^RUNTIME=\(([^)]*)\)/m.exec(script)![1]!.split(/\s+/).filter(Boolean);
+  // what apt installs with them (their Depends, recursively), and what node's image already has
+  const closure = new Set(['libc6', 'libgcc-s1', 'libstdc++6']);
+  const deps = execFileSync('apt-cache', ['depends', '--recurse', '--no-recommends', '--no-suggests', '--no-conflicts', '--no-breaks', '--no-replaces', '--no-enhances', ...runtime], { encoding: 'utf8' });
+  for (const line of deps.split('\n')) if (line && !line.startsWith(' ')) closure.add(line.trim());
+  const libs = execFileSync('ldd', [worker], { encoding: 'utf8' }).split('\n').map((l) => /=> (\/\S+)/.exec(l)?.[1]).filter((x): x is string => !!x);
+  assert.ok(libs.length > 3, 'ldd lists the worker\'s libraries');
+  // one dpkg-query for all (it scans every package's file list): each library under its
+  // ldd name, its real path, and the other side of the /lib -> /usr/lib merge
+  const names = (lib: string): string[] => {
+    const real = fs.realpathSync(lib);
+    return [...new Set([lib, real, real.replace(/^\/usr\/lib\//, '/lib/'), lib.replace(/^\/lib\//, '/usr/lib/')])];
+  };
+  const found = new Map<string, string>();
+  const out = spawnSync('dpkg-query', ['-S', ...libs.flatMap(names)], { encoding: 'utf8' }).stdout;
+  for (const line of out.split('\n')) {
+    const m = /^([^:]+)(?::\S+)?: (\/\S+)$/.exec(line);
+    if (m) found.set(m[2]!, m[1]!);
+  }
+  const owner = (lib: string): string | null => names(lib).map((n) => found.get(n)).find((x) => x !== undefined) ?? null;
+  const missing = libs.map((l) => ({ l, pkg: owner(l) })).filter(({ pkg }) => pkg === null || !closure.has(pkg));
+  assert.deepEqual(missing, [], `libraries of the worker no --runtime package brings: ${missing.map((m) => `${m.l} (${m.pkg ?? 'no package'})`).join(', ')}`);
 });
 
 test('the shipped configs are valid and config/schema.json is current', () => {
