@@ -1,7 +1,7 @@
 /**
  * What the running mediasoup worker can do beyond stock 3.19.3, found out by trying it once at
  * start-up: our own build carries a small patch set (scripts/mediasoup/worker-patches.mjs), the
- * prebuilt worker mediasoup downloads (Docker, a laptop with internet) does not, and the phone
+ * prebuilt worker mediasoup downloads (a laptop with internet, an image built with MEDIASOUP_WORKER=prebuilt) does not, and the phone
  * legs take the faster path only when the worker has it.
  *
  * - catchAllSsrc: a producer made with no SSRC (encodings: [{}]) takes the first SSRC its
