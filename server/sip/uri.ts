@@ -32,7 +32,6 @@ const USER = charSet(MARK + '&=+$,;?/%');
 const PASSWORD = charSet(MARK + '&=+$,%');
 const PARAM = charSet(MARK + '[]/:&+$%');
 const HEADERS = charSet(MARK + '[]/?:+$%=&');
-const HOST = charSet('-.');
 
 /** allIn(s.slice(from, to), set): a %-escape must be complete inside the range. */
 function allInRange(s: string, from: number, to: number, set: Uint8Array): boolean {
