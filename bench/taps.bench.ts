@@ -524,7 +524,13 @@ async function driver(): Promise<void> {
   let tapTids = new Set<string>();
   const renice = (pid: number): void => {
     if (!shield) return;
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    let tids: string[];
+    try {
+      tids = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return; // gone already
+    }
+    for (const tid of tids) {
       try {
         // the tap threads keep their distance to the rest (--tap-nice)
         execFileSync('renice', ['-n', String(-10 + (tapTids.has(tid) ? tapNice : 0)), '-p', tid], { stdio: 'ignore' });
@@ -657,10 +663,13 @@ async function driver(): Promise<void> {
     const secs = Number(arg('sipp-seconds', '10'));
     const withTaps = Number(arg('sipp-taps', String(best?.n ?? steps[0])));
     const target = `127.0.0.1:${sipPort}`;
-    const quiet = await sippLoad(target, cps, secs);
+    // SIPp is load like the phones: on their core when pinned (inherited from this driver) and
+    // at their priority under --shield (else, at nice 0 beside nice -10 work, its own waits
+    // for a core would be measured as the gateway's INVITE->200)
+    const quiet = await sippLoad(target, cps, secs, renice);
     await setup(withTaps);
     echo.send('start');
-    const loaded = await sippLoad(target, cps, secs);
+    const loaded = await sippLoad(target, cps, secs, renice);
     const rep = await measure();
     await teardown();
     const fmt = (x: SippFigures): string => `${x.calls} calls (${x.failed} failed), INVITE->200 p50 ${x.p50.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms, max ${x.max.toFixed(1)} ms`;
@@ -690,7 +699,7 @@ interface SippFigures {
  * `secs` (test/sipp/uac.xml and uas.xml, 1 s calls); INVITE->200 from SIPp's response-time
  * trace (the scenario's rtd 1).
  */
-async function sippLoad(target: string, cps: number, secs: number): Promise<SippFigures> {
+async function sippLoad(target: string, cps: number, secs: number, started: (pid: number) => void): Promise<SippFigures> {
   const { mkdtempSync, readdirSync, readFileSync, rmSync } = fs;
   const path = await import('node:path');
   const { scenarioPath } = await import('../test/helpers/sipp.js');
@@ -702,6 +711,7 @@ async function sippLoad(target: string, cps: number, secs: number): Promise<Sipp
   const run = (args: string[]): Promise<number | null> =>
     new Promise((resolve) => {
       const c = spawn('sipp', args, { cwd: dir, stdio: 'ignore' });
+      if (c.pid) started(c.pid);
       const killer = setTimeout(() => c.kill('SIGKILL'), (secs + 60) * 1000);
       c.on('close', (code) => {
         clearTimeout(killer);
