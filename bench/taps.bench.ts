@@ -25,7 +25,7 @@
  * proxy does (offer from the caller, answer from the callee, select), so no SIP load muddles
  * it; the load is two more: the `ws` echo server (a child: every binary frame back, each
  * frame's arrival timed) and the plain RTP "phones" (one UDP socket per call leg, PCMU tones
- * every 20 ms from one clock; bench/lib/rtp-phones.c built with `cc` when it can be, which
+ * every 20 ms from one clock, spread over the period as independent phones are; bench/lib/rtp-phones.c built with `cc` when it can be, which
  * never reads what comes back, else the same in Node). The load's CPU is reported apart and
  * is never the gateway's.
  * For each step: N calls, N taps, warm-up, then a window in which we measure the
@@ -224,12 +224,16 @@ async function phonesRole(framesFile: string, legs: number, firstPort: number): 
     if (line.startsWith('go ') && !running) {
       const dst = line.slice(3).trim().split(/\s+/).map(Number);
       const state = sockets.map((_, i) => ({ seq: (i * 7919) & 0xffff, ts: i * 1000, ssrc: 0x10000 + i }));
-      let frame = 0;
+      // leg i at phase i % PHASES of the 20 ms period, as independent phones are (the
+      // native phones use 10 phases of 2 ms; timers here are whole milliseconds)
+      const PHASES = 4;
+      const STEP_MS = 20 / PHASES;
+      let step = 0;
       const epoch = performance.now();
       running = true;
-      const sendAll = (): void => {
-        const f = frame++;
-        for (let i = 0; i < sockets.length; i++) {
+      const sendPhase = (): void => {
+        const f = Math.floor(step / PHASES);
+        for (let i = step % PHASES; i < sockets.length; i += PHASES) {
           const st = state[i]!;
           // a header per packet: the send happens a tick later (the address goes through a lookup)
           const header = Buffer.allocUnsafe(12);
@@ -243,15 +247,16 @@ async function phonesRole(framesFile: string, legs: number, firstPort: number): 
           sockets[i]!.send([header, tones[i % 2]![f % 50]!], dst[i]!, '127.0.0.1');
           sent++;
         }
+        step++;
       };
       const tick = (): void => {
         if (!running) return;
-        const lateMs = performance.now() - (epoch + frame * 20);
+        const lateMs = performance.now() - (epoch + step * STEP_MS);
         if (lateMs > 2) late++;
         maxLateUs = Math.max(maxLateUs, lateMs * 1000);
-        const due = Math.floor((performance.now() - epoch) / 20);
-        while (frame <= due) sendAll();
-        setTimeout(tick, Math.max(0, epoch + frame * 20 - performance.now()));
+        const due = Math.floor((performance.now() - epoch) / STEP_MS);
+        while (step <= due) sendPhase();
+        setTimeout(tick, Math.max(0, epoch + step * STEP_MS - performance.now()));
       };
       tick();
     } else if (line.startsWith('stop')) {

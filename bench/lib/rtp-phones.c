@@ -9,7 +9,8 @@
  * `ports P0 P1 ...`, then reads commands on stdin:
  *   go R0 R1 ...   every leg i sends one PCMU packet each 20 ms to 127.0.0.1:Ri, all legs
  *                  from one absolute clock (clock_nanosleep TIMER_ABSTIME: no drift, a late
- *                  wake-up sends what is due)
+ *                  wake-up sends what is due); leg i at phase i % PHASES of the 20 ms period
+ *                  (2 ms apart), as independent phones are: never all of them in one burst
  *   stop           stops sending and prints `stats sent=S late=L maxLateUs=M`
  *   (end of input) exits
  * FRAMES_FILE holds 100 frames of 160 PCMU bytes: 50 for even legs, 50 for odd legs (a 1 s
@@ -36,6 +37,7 @@ static unsigned char frames[100][160];
 static volatile int running = 0;
 static volatile long long sent = 0, late = 0, maxLateUs = 0;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+#define PHASES 10
 
 static void *sender(void *arg) {
   (void)arg;
@@ -48,7 +50,7 @@ static void *sender(void *arg) {
   }
   struct timespec next;
   clock_gettime(CLOCK_MONOTONIC, &next);
-  long long frame = 0;
+  long long step = 0; /* PHASES steps per 20 ms frame */
   for (;;) {
     pthread_mutex_lock(&mu);
     int go = running;
@@ -59,7 +61,8 @@ static void *sender(void *arg) {
     long long lateUs = ((long long)(now.tv_sec - next.tv_sec) * 1000000000LL + (now.tv_nsec - next.tv_nsec)) / 1000;
     if (lateUs > 2000) late++;
     if (lateUs > maxLateUs) maxLateUs = lateUs;
-    for (int i = 0; i < nlegs; i++) {
+    long long frame = step / PHASES;
+    for (int i = (int)(step % PHASES); i < nlegs; i += PHASES) {
       pkt[0] = 0x80;
       pkt[1] = frame == 0 ? 0x80 : 0;
       pkt[2] = seq[i] >> 8;
@@ -78,8 +81,8 @@ static void *sender(void *arg) {
       seq[i]++;
       ts[i] += 160;
     }
-    frame++;
-    next.tv_nsec += 20000000L;
+    step++;
+    next.tv_nsec += 20000000L / PHASES;
     while (next.tv_nsec >= 1000000000L) {
       next.tv_nsec -= 1000000000L;
       next.tv_sec++;
