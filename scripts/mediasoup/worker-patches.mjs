@@ -8,7 +8,7 @@
 // (server/media/worker-features.ts): the prebuilt, unpatched worker keeps working.
 
 /** Bump when the patch set changes: cached and installed workers of another set are rebuilt. */
-export const PATCH_SET_VERSION = 1;
+export const PATCH_SET_VERSION = 2;
 
 const T = (n) => '\t'.repeat(n);
 
@@ -383,6 +383,27 @@ export const WORKER_PATCHES = [
 					`${T(3)}delete item.second;\n` +
 					`${T(2)}}\n${T(1)}}\n\n` +
 					`${T(1)}inline void Router::OnTransportConsumerClosed(RTC::Transport* /*transport*/, RTC::Consumer* consumer)\n`,
+			},
+		],
+	},
+	{
+		name: 'unknown-source-warning',
+		why:
+			'RTP reaching a connected PlainTransport from another address (a phone behind a NAT that ' +
+			'rebound it, or a stray) was dropped with a debug line nobody reads: the gateway asked ' +
+			'every phone leg for its counters every 5 s to notice a phone that moved. Now it is an ' +
+			"'rtp' warning naming the transport's local port, which the gateway hears (worker-pool.ts) " +
+			'and answers by checking that one leg; the periodic check no longer has to be frequent.',
+		file: 'src/RTC/PlainTransport.cpp',
+		edits: [
+			{
+				find: `${T(3)}MS_DEBUG_TAG(rtp, "ignoring RTP packet from unknown IP:port");\n`,
+				replace:
+					`${T(3)}// sip-webrtc-gateway (unknown-source-warning): the gateway listens for this one\n` +
+					`${T(3)}MS_WARN_TAG(\n` +
+					`${T(3)}  rtp,\n` +
+					`${T(3)}  "ignoring RTP packet from unknown IP:port [localPort:%" PRIu16 "]",\n` +
+					`${T(3)}  this->udpSocket->GetLocalPort());\n`,
 			},
 		],
 	},

@@ -68,6 +68,8 @@ export class MediaService extends EventEmitter<MediaEvents> {
   private ticks = 0;
   /** SSRCs (by worker) being looked for among the legs, so that a burst of reports asks once */
   private readonly ssrcChecks = new Set<string>();
+  /** worker:port pairs whose unknown-source report was looked at in the last second */
+  private readonly sourceChecks = new Set<string>();
   /** workers whose legs are being searched for a reported SSRC */
   private readonly searching = new Set<number>();
 
@@ -81,6 +83,9 @@ export class MediaService extends EventEmitter<MediaEvents> {
       for (const [key, s] of this.sessions) {
         if (s.router.closed) this.fail(key, 'media worker died');
       }
+    };
+    this.pool.onUnknownSource = (pid, port) => {
+      this.checkSource(pid, port).catch((e: unknown) => this.log.debug({ err: e, pid, port }, 'checking where a phone sends from failed'));
     };
     this.pool.onUnclaimedSsrc = (pid, ssrc, pt) => {
       this.adoptSsrc(pid, ssrc, pt).catch((e: unknown) => this.log.debug({ err: e, pid, ssrc }, 'looking for a new SSRC failed'));
@@ -276,19 +281,40 @@ export class MediaService extends EventEmitter<MediaEvents> {
   }
 
   /**
-   * Every check interval, every fifth (phones) or fifteenth (browsers) time: each leg's counters (one request per leg), for the
-   * totals, for timeouts (parties silent for longer than the timeout end their call) and for
-   * phones whose traffic stopped while other bytes arrive (PlainLeg.poll learns them again).
+   * A worker dropped RTP that reached the phone leg on `port` from another address: that leg
+   * looks again (PlainLeg.checkSource). One lookup per port and second, however many come.
+   */
+  private async checkSource(pid: number, port: number): Promise<void> {
+    const key = `${pid}:${port}`;
+    if (this.sourceChecks.has(key)) return;
+    this.sourceChecks.add(key);
+    setTimeout(() => this.sourceChecks.delete(key), 1000).unref();
+    for (const s of this.sessions.values()) {
+      if (s.isClosed || (s.router.appData.worker as { pid?: number } | undefined)?.pid !== pid) continue;
+      for (const leg of s.legs()) {
+        if (leg instanceof PlainLeg && leg.localPort === port) return leg.checkSource();
+      }
+    }
+  }
+
+  /**
+   * Every check interval, every fifth (phones) or fifteenth (browsers) time: each leg's
+   * counters (one request per leg), for the totals, for timeouts (parties silent for longer
+   * than the timeout end their call) and for phones whose traffic stopped while other bytes
+   * arrive (PlainLeg.poll learns them again). A worker that reports RTP from unknown
+   * addresses (our patched one) tells of a phone that moved at once: its phones are then read
+   * every fifteenth time too (a 3-minute call costs 24 requests, not 48).
    */
   private async check(): Promise<void> {
     if (this.checking) return;
     this.checking = true;
     try {
       const now = Date.now();
-      // phones every fifth check (a phone that now sends from elsewhere is learnt again),
-      // browsers (ICE and DTLS keep their path) every fifteenth: timeouts are tens of seconds
+      // phones every fifth check (a phone that now sends from elsewhere is learnt again) unless
+      // the worker reports that itself, browsers (ICE and DTLS keep their path) every
+      // fifteenth: timeouts are tens of seconds
       const tick = ++this.ticks;
-      const phones = tick % 5 === 0;
+      const phones = tick % (this.pool.features.unknownSourceWarnings ? 15 : 5) === 0;
       const browsers = tick % 15 === 0;
       // a call younger than one phone period is not read yet: nothing of it can have timed out,
       // a phone that took its port unheard has its own watch, and a short call (most of a

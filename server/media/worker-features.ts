@@ -10,10 +10,14 @@
  *   connects to), and RTP of a producer before its first consumer, reach that consumer.
  * - stripsExtensions: a consumer with no header extensions (a desk phone's leg) is sent RTP
  *   without the extension block (mediasoup adds a MID slot to every packet otherwise).
+ * - unknownSourceWarnings: RTP reaching a connected PlainTransport from another address is
+ *   reported as an 'rtp' warning naming the transport's local port (a phone that moved is
+ *   noticed at its first packet from there, not by polling every phone leg).
  *
  * The test: a router, two loopback PlainTransports, a producer (SSRC-less if the worker takes
  * it), three marked packets sent from a UDP socket before connect(), then connect, consume on
- * the other transport, three more packets; what the far socket receives tells the rest.
+ * the other transport, three more packets; what the far socket receives tells the rest; one
+ * packet from the far socket to the first transport, and the warning it brings (or not).
  */
 import dgram from 'node:dgram';
 import type { Router, RtpCodecCapability, RtpCodecParameters, Worker } from 'mediasoup/types';
@@ -22,11 +26,15 @@ export interface WorkerFeatures {
   catchAllSsrc: boolean;
   earlyReplay: boolean;
   stripsExtensions: boolean;
+  unknownSourceWarnings: boolean;
   /** why the test could not run (the features are then all false) */
   error?: string;
 }
 
-export const NO_FEATURES: WorkerFeatures = { catchAllSsrc: false, earlyReplay: false, stripsExtensions: false };
+export const NO_FEATURES: WorkerFeatures = { catchAllSsrc: false, earlyReplay: false, stripsExtensions: false, unknownSourceWarnings: false };
+
+/** Subscribes to the workers' warnings (mediasoup's log listener); returns the unsubscribe. */
+export type WarningTap = (listener: (log: string) => void) => () => void;
 
 const PCMU: RtpCodecCapability = { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, preferredPayloadType: 0 };
 const PCMU_PARAMS: RtpCodecParameters = { mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 };
@@ -56,9 +64,10 @@ async function socket(): Promise<dgram.Socket> {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Runs the test on `worker` (a router of its own, closed after). Never throws. */
-export async function detectWorkerFeatures(worker: Worker): Promise<WorkerFeatures> {
+export async function detectWorkerFeatures(worker: Worker, warnings: WarningTap | null = null): Promise<WorkerFeatures> {
   let router: Router | null = null;
   const sockets: dgram.Socket[] = [];
+  let stopListening = (): void => {};
   try {
     router = await worker.createRouter({ mediaCodecs: [PCMU] });
     const listenInfo = { protocol: 'udp' as const, ip: '127.0.0.1' };
@@ -89,14 +98,29 @@ export async function detectWorkerFeatures(worker: Worker): Promise<WorkerFeatur
     const until = Date.now() + WAIT_MS;
     while (Date.now() < until && !got.some((p) => p.length >= 14 && p.readUInt16BE(p.length - PAYLOAD) === 6)) await sleep(10);
     const payloadSeq = (p: Buffer): number => p.readUInt16BE(p.length - PAYLOAD);
-    return {
+    // judged now: the far transport's RTCP reaches the sink too while the last step waits
+    const relayed = {
       catchAllSsrc: catchAllSsrc && got.length > 0,
       earlyReplay: got.some((p) => p.length >= 12 + PAYLOAD && payloadSeq(p) === 1),
       stripsExtensions: got.length > 0 && got.every((p) => p.length === 12 + PAYLOAD && (p[0]! & 0x10) === 0),
     };
+    // RTP from an address `near` is not connected to
+    let warned = false;
+    if (warnings) {
+      stopListening = warnings((log) => {
+        if (log.includes(`ignoring RTP packet from unknown IP:port [localPort:${nearPort}]`)) warned = true;
+      });
+      sink.send(rtp(7), nearPort, '127.0.0.1');
+      // a worker without the patch says nothing: a shorter wait (a late warning only costs the
+      // faster check of moved phones, the periodic one stays)
+      const until2 = Date.now() + WAIT_MS / 3;
+      while (Date.now() < until2 && !warned) await sleep(10);
+    }
+    return { ...relayed, unknownSourceWarnings: warned };
   } catch (e) {
     return { ...NO_FEATURES, error: (e as Error).message };
   } finally {
+    stopListening();
     router?.close();
     for (const s of sockets) s.close();
   }
@@ -104,8 +128,8 @@ export async function detectWorkerFeatures(worker: Worker): Promise<WorkerFeatur
 
 /** One test per process and worker binary: every pool started in it shares the answer. */
 let cached: Promise<WorkerFeatures> | null = null;
-export function workerFeatures(worker: Worker): Promise<WorkerFeatures> {
-  cached ??= detectWorkerFeatures(worker);
+export function workerFeatures(worker: Worker, warnings: WarningTap | null = null): Promise<WorkerFeatures> {
+  cached ??= detectWorkerFeatures(worker, warnings);
   return cached;
 }
 

@@ -8,9 +8,11 @@
  * replaced, and the calls it carried are told through `onWorkerDied`.
  *
  * Workers log their 'rtp' warnings to us: "no suitable Producer for received RTP packet" is
- * how a phone's new SSRC is noticed the moment it arrives (`onUnclaimedSsrc`), without asking
- * every leg for its counters. A worker that floods us with them (someone sending junk to a
- * latched phone's port) has the tag turned off for a while.
+ * how a phone's new SSRC is noticed the moment it arrives (`onUnclaimedSsrc`), and (our
+ * patched worker) "ignoring RTP packet from unknown IP:port [localPort]" how a phone that now
+ * sends from elsewhere (a NAT rebinding) is (`onUnknownSource`), without asking every leg for
+ * its counters. A worker that floods us with them (someone sending junk to a latched phone's
+ * port) has the tag turned off for a while.
  *
  * At start the pool tries what its worker binary can do beyond stock mediasoup
  * (worker-features.ts: our patched build, or the prebuilt download without the patches) and
@@ -25,6 +27,8 @@ import { NO_FEATURES, workerFeatures, type WorkerFeatures } from './worker-featu
 
 /** the worker's warning for RTP dropped for want of a producer (Transport::ReceiveRtpPacket) */
 const UNCLAIMED = /^\[pid:(\d+)\] .*no suitable Producer for received RTP packet \[ssrc:(\d+), payloadType:(\d+)/;
+/** our patched worker's warning for RTP from an address a connected PlainTransport does not take (unknown-source-warning) */
+const UNKNOWN_SOURCE = /^\[pid:(\d+)\] .*ignoring RTP packet from unknown IP:port \[localPort:(\d+)\]/;
 const WARNINGS_PER_SECOND = 300;
 const MUTE_MS = 10_000;
 
@@ -57,6 +61,10 @@ export class WorkerPool {
   onWorkerDied: (worker: Worker) => void = () => {};
   /** a worker dropped RTP of an SSRC no producer of that transport claims */
   onUnclaimedSsrc: (pid: number, ssrc: number, payloadType: number) => void = () => {};
+  /** a worker dropped RTP that reached a connected PlainTransport (on `localPort`) from another address */
+  onUnknownSource: (pid: number, localPort: number) => void = () => {};
+  /** every worker warning, while the start-up self-test listens for one */
+  private probe: ((log: string) => void) | null = null;
   /** rtp warnings per worker in the current second, to turn them off under a flood */
   private readonly warnings = new Map<number, { second: number; count: number; muted: boolean }>();
   private readonly routers = new Map<Worker, Set<Router>>();
@@ -73,7 +81,12 @@ export class WorkerPool {
     for (let i = 0; i < this.opts.count; i++) this.workers.push(await this.spawn());
     const first = this.workers[0];
     if (first) {
-      this.features = await workerFeatures(first);
+      this.features = await workerFeatures(first, (listener) => {
+        this.probe = listener;
+        return () => {
+          this.probe = null;
+        };
+      });
       const fast = this.features.catchAllSsrc && this.features.earlyReplay;
       this.log.info({ ...this.features }, fast
         ? 'mediasoup worker has the gateway\'s patches: phone legs relay from their first packet'
@@ -83,9 +96,11 @@ export class WorkerPool {
 
   /** A warning one of the process's workers logged (each pool takes its own workers'). */
   workerWarning(log: string): void {
+    this.probe?.(log);
     const m = UNCLAIMED.exec(log);
-    if (!m) return;
-    const pid = Number(m[1]);
+    const u = m ? null : UNKNOWN_SOURCE.exec(log);
+    if (!m && !u) return;
+    const pid = Number((m ?? u)![1]);
     if (!this.workers.some((w) => w.pid === pid)) return;
     const now = Math.floor(Date.now() / 1000);
     let w = this.warnings.get(pid);
@@ -94,7 +109,8 @@ export class WorkerPool {
       this.warnings.set(pid, w);
     }
     if (++w.count === WARNINGS_PER_SECOND && !w.muted) this.mute(pid, w);
-    this.onUnclaimedSsrc(pid, Number(m[2]), Number(m[3]));
+    if (m) this.onUnclaimedSsrc(pid, Number(m[2]), Number(m[3]));
+    else this.onUnknownSource(pid, Number(u![2]));
   }
 
   /** Too many: the worker stops sending its rtp warnings for a while (the periodic check remains). */

@@ -536,8 +536,13 @@ export class RtpMedia {
   /** a phone whose media died (tests of RTP timeouts): nothing goes out, RTCP neither */
   silent = false;
 
+  /** sockets rebind() opened (closed by stop()) */
+  private readonly rebound: dgram.Socket[] = [];
+  /** RTP and RTCP datagrams received on them */
+  reboundPackets = 0;
+
   constructor(
-    private readonly sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | null },
+    private sockets: { rtp: dgram.Socket; rtcp: dgram.Socket | null },
     private readonly toneHz: number | null,
     private readonly cname: string,
     private readonly stampPayloads = false,
@@ -745,9 +750,27 @@ export class RtpMedia {
     return detectTone(samples.subarray(skip), rate, freq, opts.toleranceHz ?? 10);
   }
 
+  /**
+   * A NAT that rebinds the phone's mapping: from the next packet on, RTP leaves from (and is
+   * read on) a fresh socket on the same address, another port. Returns that port.
+   */
+  async rebind(): Promise<number> {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => s.bind(0, this.sockets.rtp.address().address, () => resolve()));
+    s.on('message', (m, r) => {
+      this.reboundPackets++;
+      this.receive(m, r.address, r.port);
+    });
+    s.on('error', () => {});
+    this.rebound.push(s);
+    this.sockets = { ...this.sockets, rtp: s };
+    return s.address().port;
+  }
+
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    for (const s of this.rebound.splice(0)) s.close();
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     const err = new Error('the call ended before the DTMF was sent');
@@ -1550,6 +1573,16 @@ export class PhoneCall {
 
   changeSsrc(): number {
     return this.media.changeSsrc();
+  }
+
+  /** The phone's NAT rebinds: its RTP comes from another port from now on (RtpMedia.rebind). */
+  rebindMedia(): Promise<number> {
+    return this.media.rebind();
+  }
+
+  /** Datagrams received on the port rebindMedia() moved to. */
+  get reboundPackets(): number {
+    return this.media.reboundPackets;
   }
 
   // ---- outgoing

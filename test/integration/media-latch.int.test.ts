@@ -119,6 +119,25 @@ describe('phone legs: strict latching, first packets, new SSRCs', () => {
     await call.hangup();
   });
 
+  test('a desk phone whose NAT rebinds mid-call (RTP from another port) is heard again, and hears the call there', async (t) => {
+    const { call, incoming } = await aliceHearsBob();
+    try {
+      await waitFor('bob to hear 440 Hz', () => incoming.heardTone(440), 5000);
+      await incoming.rebindMedia();
+      const moved = Date.now();
+      // the gateway learns the new source (strict latching: bob's SDP address, another port)
+      // and relays both ways again: the patched worker reports the first packet from there;
+      // with the prebuilt one the periodic check of phone legs notices (two readings, 5 s apart)
+      await waitFor('bob to receive the call on his new port', () => incoming.reboundPackets > 10, 16_000);
+      const back = Date.now();
+      await waitFor('alice to hear bob again', () => call.heardTone(880, { since: back, skipMs: 0, minMs: 300 }), 5000);
+      await waitFor('bob to hear alice on his new port', () => incoming.heardTone(440, { since: back, skipMs: 0, minMs: 300 }), 5000);
+      t.diagnostic(`relayed to and from the new port ${back - moved} ms after the move (${gw.media?.pool.features.unknownSourceWarnings ? 'the worker reported it' : 'the periodic check'})`);
+    } finally {
+      await call.hangup();
+    }
+  });
+
   /** Why a test of the patched worker's behaviour cannot run here (null: it can). */
   /** alice (440 Hz) calls bob (880 Hz), who answers; back once alice hears him. */
   async function aliceHearsBob() {
