@@ -153,7 +153,7 @@ export const ConfigSchema = Type.Object({
     timeout: Type.Integer({ minimum: 0, default: 60, description: 'seconds without RTP from a party that should send before the call ends (0: never; rtpengine --timeout)' }),
     latchTimeout: Type.Integer({ minimum: 0, default: 500, description: 'ms to wait for a phone\'s first RTP packet before sending to its SDP address anyway' }),
     latchPackets: Type.Integer({ minimum: 1, maximum: 50, default: 4, description: 'RTP packets in sequence (one SSRC) needed from a source a phone\'s SDP does not name (behind NAT) before its leg latches to it; a packet from the SDP\'s address latches at once (strict source: no RTP bleed)' }),
-    checkInterval: Type.Integer({ minimum: 100, default: 1000, description: 'ms between checks of every call\'s media; every fifth reads each leg\'s counters (timeouts, phones that now send from elsewhere); new SSRCs are told by the workers' }),
+    checkInterval: Type.Integer({ minimum: 100, default: 1000, description: 'ms between checks of every call\'s media; every fifteenth reads each leg\'s counters (timeouts, byte totals; every fifth for phones with a prebuilt worker, which does not report phones that now send from elsewhere); new SSRCs are told by the workers' }),
     routerIdleTimeout: Type.Integer({ minimum: 0, default: 30, description: 'seconds a mediasoup router with no call left stays open for the next call of the same codecs (0: closed with its last call)' }),
     workerLogLevel: Type.Union([Type.Literal('debug'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('none')], { default: 'error' }),
   }, { additionalProperties: false, default: {} }),

@@ -105,7 +105,7 @@ export function createMetrics(d: MetricsDeps): Registry {
     new Gauge({ name: 'gateway_media_sessions', help: 'Calls whose RTP the gateway anchors', registers: [registry], collect() { this.set(media.size); } });
     new Counter({
       name: 'gateway_media_bytes_total',
-      help: 'Media bytes received from and sent to the parties of every call',
+      help: 'Media bytes received from and sent to the parties of calls, as the periodic media check reads each leg (every 15 checks; a call shorter than that is not read)',
       labelNames: ['direction'],
       registers: [registry],
       collect() {
