@@ -15,7 +15,8 @@
  * in the window (the consumers' packetCount), the worker's CPU (utime + stime from /proc) and
  * relayed packets per worker CPU-second; then the ratio of each binary to the first, median
  * over rounds. --perf SECS: `perf record -g` of each worker for SECS seconds of the window
- * (data in the output directory, see --out).
+ * (data in the output directory, see --out). --syscalls: the worker's system calls per relayed
+ * packet over the window (`perf stat` of syscalls tracepoints; perf needed).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -43,7 +44,11 @@ interface RunResult {
   wallS: number;
   workerPid: number;
   features: string;
+  /** with --syscalls: the worker's system calls per relayed packet (perf stat), by name */
+  syscallsPerPacket: Record<string, number>;
 }
+
+const SYSCALL_EVENTS = ['recvmmsg', 'recvmsg', 'sendmsg', 'sendto', 'epoll_wait', 'io_uring_enter'];
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
@@ -111,6 +116,11 @@ async function child(): Promise<void> {
     const c0 = cpuSeconds(worker.pid);
     const t0 = performance.now();
     let perf: ChildProcess | null = null;
+    let syscallText = '';
+    const syscalls = process.argv.includes('--syscalls')
+      ? spawn('perf', ['stat', '-x', ',', '-e', SYSCALL_EVENTS.map((e) => `syscalls:sys_enter_${e}`).join(','), '-p', String(worker.pid), '--', 'sleep', String(seconds)], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : null;
+    syscalls?.stderr!.on('data', (d: Buffer) => (syscallText += d.toString()));
     if (perfS > 0) {
       perf = spawn('perf', ['record', '-F', '1999', '-g', '-p', String(worker.pid), '-o', path.join(out, `perf-${worker.pid}.data`), '--', 'sleep', String(perfS)], { stdio: 'ignore' });
     }
@@ -118,7 +128,14 @@ async function child(): Promise<void> {
     const c1 = cpuSeconds(worker.pid);
     const t1 = performance.now();
     const p1 = await count();
-    if (perf) await new Promise((r) => perf!.once('exit', r));
+    if (perf && perf.exitCode === null) await new Promise((r) => perf!.once('exit', r));
+    if (syscalls && syscalls.exitCode === null) await new Promise((r) => syscalls.once('exit', r));
+    const perPacket: Record<string, number> = {};
+    for (const line of syscallText.split('\n')) {
+      const [count, , event] = line.split(',');
+      const name = event?.replace('syscalls:sys_enter_', '');
+      if (name && Number.isFinite(Number(count))) perPacket[name] = Math.round((1000 * Number(count)) / (p1 - p0)) / 1000;
+    }
     const result: RunResult = {
       bin: process.env.MEDIASOUP_WORKER_BIN ?? 'node_modules',
       packets: p1 - p0,
@@ -126,6 +143,7 @@ async function child(): Promise<void> {
       wallS: (t1 - t0) / 1000,
       workerPid: worker.pid,
       features: catchAll ? 'catch-all' : 'ssrc',
+      syscallsPerPacket: perPacket,
     };
     console.log(`RESULT ${JSON.stringify(result)}`);
   } finally {
@@ -163,7 +181,7 @@ async function main(): Promise<void> {
   }
   const frames = path.join(out, 'frames.bin');
   fs.writeFileSync(frames, Buffer.alloc(16000, 0xff));
-  const passOn = ['calls', 'seconds', 'perf'].flatMap((n) => (arg(n, '') ? [`--${n}`, arg(n, '')] : []));
+  const passOn = [...['calls', 'seconds', 'perf'].flatMap((n) => (arg(n, '') ? [`--${n}`, arg(n, '')] : [])), ...(process.argv.includes('--syscalls') ? ['--syscalls'] : [])];
   console.log(`worker relay bench: ${arg('calls', '300')} calls (${Number(arg('calls', '300')) * 100} packets/s offered), ${arg('seconds', '10')} s windows, ${rounds} rounds, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, out ${out}`);
   const results: RunResult[][] = bins.map(() => []);
   for (let round = 0; round < rounds; round++) {
@@ -179,7 +197,7 @@ async function main(): Promise<void> {
       if (!line) throw new Error(`run of ${bins[b]} failed (exit ${code}): ${text}`);
       const r = JSON.parse(line.slice(7)) as RunResult;
       results[b]!.push(r);
-      console.log(`round ${round + 1} ${path.basename(bins[b]!)} (${r.features}, worker pid ${r.workerPid}): ${r.packets} packets in ${r.wallS.toFixed(1)} s, worker CPU ${r.cpuS.toFixed(2)} s (${((100 * r.cpuS) / r.wallS).toFixed(1)} %), ${Math.round(r.packets / r.cpuS)} packets per worker CPU-second, ${((1e6 * r.cpuS) / r.packets).toFixed(2)} us per packet`);
+      console.log(`round ${round + 1} ${path.basename(bins[b]!)} (${r.features}, worker pid ${r.workerPid}): ${r.packets} packets in ${r.wallS.toFixed(1)} s, worker CPU ${r.cpuS.toFixed(2)} s (${((100 * r.cpuS) / r.wallS).toFixed(1)} %), ${Math.round(r.packets / r.cpuS)} packets per worker CPU-second, ${((1e6 * r.cpuS) / r.packets).toFixed(2)} us per packet${Object.keys(r.syscallsPerPacket).length ? `; system calls per packet ${JSON.stringify(r.syscallsPerPacket)}` : ''}`);
     }
   }
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
