@@ -31,7 +31,7 @@ test('the worker patch set applies to the installed mediasoup worker sources, on
       fs.copyFileSync(path.join(WORKER_SRC, f), path.join(dir, f));
     }
     const applied = mod.applyWorkerPatches(dir, fs, path);
-    assert.deepEqual(applied.sort(), ['catch-all-producer', 'early-rtp-replay', 'early-rtp-to-first-consumer', 'strip-extensions', 'unknown-source-warning']);
+    assert.deepEqual(applied.sort(), ['catch-all-producer', 'early-rtp-replay', 'early-rtp-to-first-consumer', 'strip-extensions', 'udp-no-empty-read', 'unknown-source-warning']);
     for (const f of files) assert.notEqual(fs.readFileSync(path.join(dir, f), 'utf8'), fs.readFileSync(path.join(WORKER_SRC, f), 'utf8'), `${f} unchanged`);
     // applying twice fails loudly (the texts are gone), it does not patch twice
     assert.throws(() => mod.applyWorkerPatches(dir, fs, path), /expected exactly one occurrence/);
