@@ -11,7 +11,8 @@
  *   --sipp         after the steps: SIPp places --sipp-cps calls/s through the gateway for
  *                  --sipp-seconds, once with no tap running and once with --sipp-taps taps
  *                  (default: the largest N that held), and prints INVITE->200 p50/p99 of each
- *   --no-pin       do not pin the gateway and the load to cores (taskset)
+ *   --no-pin       do not pin the gateway and the load to cores (taskset; pinned, the gateway starts
+ *                  on core 0, so its default tap threads, one per core it may run on, are one)
  *   --all          run every step (default: stop at the first that misses the criterion)
  *   --tap-nice=N   taps.threadNice of the gateway: its tap threads at nice N (the SIP thread first)
  *   --shield       run the gateway, its mediasoup worker and the load at nice -10 (as root): other
@@ -52,6 +53,15 @@ const CLK_TCK = 100;
 // ------------------------------------------------------------------------------ gateway role
 
 async function gatewayRole(): Promise<void> {
+  // pinned (the driver's default): on core 0 before the gateway starts, so that its defaults
+  // (tap threads: one per core it may run on, os.availableParallelism) see the one core it has
+  if (process.argv.includes('--pin-self')) {
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+    } catch {
+      // no taskset: the driver's pinning after start is all there is
+    }
+  }
   const { startTestGateway } = await import('../test/helpers/gateway.js');
   const threads = Number(arg('threads', '0'));
   const gw = await startTestGateway({ media: { workers: 1, timeout: 0 }, taps: { maxTaps: 100_000, threads, maxLoad: 1, threadNice: Number(arg('tap-nice', '0')) } });
@@ -504,12 +514,13 @@ async function driver(): Promise<void> {
     });
   const echo = lineChild(echoProg, []);
   const url = `ws://127.0.0.1:${(await echo.line()).split(' ')[1]}/tap`;
-  const child: ChildProcess = fork(self, ['--role=gateway', `--threads=${arg('threads', '0')}`, `--tap-nice=${arg('tap-nice', '0')}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [] });
+  const pinned = !process.argv.includes('--no-pin') && os.cpus().length >= 2;
+  const child: ChildProcess = fork(self, ['--role=gateway', `--threads=${arg('threads', '0')}`, `--tap-nice=${arg('tap-nice', '0')}`, ...(pinned ? ['--pin-self'] : [])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [] });
   const next = (cmd: string): Promise<Record<string, unknown>> => waitFor(child, cmd);
   const { sipPort } = (await next('up')) as { sipPort: number };
   // the gateway's Node process (main and tap threads) alone on core 0; its mediasoup worker
   // and the load (echo server, phones, this driver) on core 1 (taskset; --no-pin: unpinned)
-  const pin = !process.argv.includes('--no-pin') && os.cpus().length >= 2;
+  const pin = pinned;
   const taskset = (cpu: string, pid: number): void => {
     try {
       execFileSync('taskset', ['-a', '-p', '-c', cpu, String(pid)], { stdio: 'ignore' });
@@ -563,7 +574,7 @@ async function driver(): Promise<void> {
   });
 
   const results: StepResult[] = [];
-  console.log(`taps bench: mixed 16 kHz, echo server, ${seconds} s per step, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'})${pin ? ', gateway pinned to core 0, its mediasoup worker and the load on core 1' : ', unpinned'}${shield ? ', all of it at nice -10 (--shield)' : ''}, tap threads: ${arg('threads', '0') === '0' ? 'one per core' : arg('threads', '0')}${tapNice ? ` at nice +${tapNice}` : ''}, load: ${phoneProg.native ? 'native phones (rtp-phones.c)' : 'Node phones'}, ${echoProg.native ? 'native echo server (ws-echo.c)' : 'Node echo server (ws)'}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(`taps bench: mixed 16 kHz, echo server, ${seconds} s per step, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'})${pin ? ', gateway pinned to core 0, its mediasoup worker and the load on core 1' : ', unpinned'}${shield ? ', all of it at nice -10 (--shield)' : ''}, tap threads: ${arg('threads', '0') === '0' ? `one per core it may run on${pin ? ' (1)' : ''}` : arg('threads', '0')}${tapNice ? ` at nice +${tapNice}` : ''}, load: ${phoneProg.native ? 'native phones (rtp-phones.c)' : 'Node phones'}, ${echoProg.native ? 'native echo server (ws-echo.c)' : 'Node echo server (ws)'}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   console.log('  taps | deviation from 20 ms p50 / p99 / max | jitter mean / worst | per tap per s: frames sent / played / RTP in | dropped | CPU % of a core (sys): gateway main | tap threads | mediasoup || load: echo | phones | driver | echo stall max | CPU per tap per frame: tap threads / mediasoup');
   const setup = async (n: number): Promise<{ workers: number[]; refused: { count: number; why: string } }> => {
     phones = await openPhones(phoneProg, frames, n);

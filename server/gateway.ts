@@ -304,7 +304,7 @@ async function startMedia(config: Config, advertise: string, log: Logger): Promi
   if (!config.media.enabled) return null;
   const m = config.media;
   const media = new MediaService({
-    workers: m.workers || os.cpus().length,
+    workers: m.workers || os.availableParallelism(),
     listenIp: m.listenAddress,
     announcedAddress: m.announcedAddress ?? advertise,
     minPort: m.minPort,

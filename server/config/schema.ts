@@ -145,7 +145,7 @@ export const ConfigSchema = Type.Object({
 
   media: Type.Object({
     enabled: Type.Boolean({ default: true, description: 'anchor RTP in the gateway (mediasoup); false: SDP passes through untouched' }),
-    workers: Type.Integer({ minimum: 0, default: 0, description: 'mediasoup workers; 0: one per CPU core' }),
+    workers: Type.Integer({ minimum: 0, default: 0, description: 'mediasoup workers; 0: one per CPU core the process may run on (its CPU affinity)' }),
     listenAddress: Type.String({ default: '0.0.0.0', description: 'address the RTP sockets bind to' }),
     announcedAddress: Nullable(Type.String({ description: 'address written in SDP (c=, candidates); null: sip.advertise. Set the public address when behind NAT' })),
     minPort: Port(40000, 'lowest RTP port'),
