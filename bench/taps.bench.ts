@@ -514,13 +514,12 @@ async function driver(): Promise<void> {
     });
   const echo = lineChild(echoProg, []);
   const url = `ws://127.0.0.1:${(await echo.line()).split(' ')[1]}/tap`;
-  const pinned = !process.argv.includes('--no-pin') && os.cpus().length >= 2;
-  const child: ChildProcess = fork(self, ['--role=gateway', `--threads=${arg('threads', '0')}`, `--tap-nice=${arg('tap-nice', '0')}`, ...(pinned ? ['--pin-self'] : [])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [] });
+  const pin = !process.argv.includes('--no-pin') && os.cpus().length >= 2;
+  const child: ChildProcess = fork(self, ['--role=gateway', `--threads=${arg('threads', '0')}`, `--tap-nice=${arg('tap-nice', '0')}`, ...(pin ? ['--pin-self'] : [])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [] });
   const next = (cmd: string): Promise<Record<string, unknown>> => waitFor(child, cmd);
   const { sipPort } = (await next('up')) as { sipPort: number };
   // the gateway's Node process (main and tap threads) alone on core 0; its mediasoup worker
   // and the load (echo server, phones, this driver) on core 1 (taskset; --no-pin: unpinned)
-  const pin = pinned;
   const taskset = (cpu: string, pid: number): void => {
     try {
       execFileSync('taskset', ['-a', '-p', '-c', cpu, String(pid)], { stdio: 'ignore' });

@@ -480,19 +480,15 @@ export class PlainLeg extends Leg {
    * The worker saw RTP arrive at this leg from an address it does not take (our patched
    * worker says so at once): a phone that moved (a NAT rebinding), or a stray. Two readings
    * 200 ms apart and the periodic check's rule (poll): RTP from elsewhere while the phone's
-   * own stopped is the phone, learnt again; strays while it still sends change nothing. At
-   * most once a second per leg, however many such packets come.
+   * own stopped is the phone, learnt again; strays while it still sends change nothing.
+   * MediaService asks at most once a second per leg, however many such packets come.
    */
   async checkSource(): Promise<void> {
-    const now = Date.now();
-    if (this.closed || this.relearning || !this.plain || now - this.sourceCheckedAt < 1000) return;
-    this.sourceCheckedAt = now;
+    if (this.closed || this.relearning || !this.plain) return;
     await this.counters();
     await new Promise((r) => setTimeout(r, 200));
     await this.poll();
   }
-
-  private sourceCheckedAt = 0;
 
   /** The SSRC learnt (or adopted) last: its producer exists or is being made. */
   get learntSsrc(): number | null {

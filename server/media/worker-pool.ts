@@ -97,10 +97,11 @@ export class WorkerPool {
   /** A warning one of the process's workers logged (each pool takes its own workers'). */
   workerWarning(log: string): void {
     this.probe?.(log);
-    const m = UNCLAIMED.exec(log);
-    const u = m ? null : UNKNOWN_SOURCE.exec(log);
-    if (!m && !u) return;
-    const pid = Number((m ?? u)![1]);
+    const ssrc = UNCLAIMED.exec(log);
+    const moved = ssrc ? null : UNKNOWN_SOURCE.exec(log);
+    const hit = ssrc ?? moved;
+    if (!hit) return;
+    const pid = Number(hit[1]);
     if (!this.workers.some((w) => w.pid === pid)) return;
     const now = Math.floor(Date.now() / 1000);
     let w = this.warnings.get(pid);
@@ -109,8 +110,8 @@ export class WorkerPool {
       this.warnings.set(pid, w);
     }
     if (++w.count === WARNINGS_PER_SECOND && !w.muted) this.mute(pid, w);
-    if (m) this.onUnclaimedSsrc(pid, Number(m[2]), Number(m[3]));
-    else this.onUnknownSource(pid, Number(u![2]));
+    if (ssrc) this.onUnclaimedSsrc(pid, Number(ssrc[2]), Number(ssrc[3]));
+    else this.onUnknownSource(pid, Number(hit[2]));
   }
 
   /** Too many: the worker stops sending its rtp warnings for a while (the periodic check remains). */

@@ -389,8 +389,8 @@ export function digestAuthorization(res: SipResponse, o: { user: string; passwor
 // =============================================================================================
 // media: RTP out (tone, DTMF) and in (decode, digits), no SIP
 
-/** One received RTP packet (the payload itself is not kept). */
-export interface ReceivedRtp {
+/** The header fields of one received RTP packet, as the test peers record them (payload not kept). */
+export interface RtpArrival {
   /** Date.now() at arrival */
   at: number;
   ssrc: number;
@@ -399,6 +399,10 @@ export interface ReceivedRtp {
   timestamp: number;
   marker: boolean;
   payloadLength: number;
+}
+
+/** One RTP datagram a phone received. */
+export interface ReceivedRtp extends RtpArrival {
   /** the datagram's length, header included */
   bytes: number;
   /** the X bit: the packet carries a header extension block */

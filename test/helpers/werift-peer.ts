@@ -87,6 +87,7 @@ import {
   type SessionDescriptionLike,
 } from './jssip-ua.js';
 import { Latch } from './latch.js';
+import type { RtpArrival } from './rtp-phone.js';
 
 export const MID_EXT_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -131,17 +132,9 @@ export interface ReceivedChunk {
 }
 
 /** One RTP packet as decrypted (SRTP) and accepted (its MID ours), in arrival order. */
-export interface ReceivedRtpPacket {
-  /** Date.now() at arrival */
-  at: number;
-  ssrc: number;
-  payloadType: number;
-  sequenceNumber: number;
-  timestamp: number;
-  marker: boolean;
+export interface ReceivedRtpPacket extends RtpArrival {
   /** the first bytes of the payload (at most 16: enough for a stamp, see rtp-phone's payloadStamp) */
   payloadHead: Buffer;
-  payloadLength: number;
 }
 
 /** How many packets `rtpPackets` keeps (10 minutes at 50 packets/s); later ones are only counted. */
