@@ -862,17 +862,18 @@ const median = (xs: number[]): number => {
   return v.length ? (v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2) : NaN;
 };
 
+function hasCommand(tool: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** What --capture-sip records with: tcpdump, else Wireshark's dumpcap (null: neither installed). */
 function findCaptureTool(): 'tcpdump' | 'dumpcap' | null {
-  for (const tool of ['tcpdump', 'dumpcap'] as const) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-      return tool;
-    } catch {
-      // not installed
-    }
-  }
-  return null;
+  return (['tcpdump', 'dumpcap'] as const).find(hasCommand) ?? null;
 }
 let captureTool: 'tcpdump' | 'dumpcap' | null = null;
 
@@ -889,6 +890,17 @@ async function main(): Promise<void> {
   if (rounds > 5) throw new Error('at most 5 rounds');
   console.log(`media bench: ${os.cpus().length} cores, load ${loadAverage()}, logs in ${outDir}`);
   const targets: ('gateway' | 'anchor')[] = opt.only ? [opt.only as 'gateway' | 'anchor'] : opt.compare ? ['gateway', 'anchor'] : ['gateway'];
+  // what the chosen runs need, checked before anything starts (a missing relay used to show up
+  // only as a failed run and a line in its log, minutes in)
+  const needed = [
+    ...(targets.includes('anchor') ? ['kamailio', 'rtpengine'] : []),
+    ...(opt.sipp ? ['sipp', 'iptables'] : []),
+  ];
+  const missingTools = needed.filter((tool) => !hasCommand(tool));
+  if (missingTools.length) {
+    throw new Error(`missing ${missingTools.join(', ')}: scripts/install-system-deps.sh --bench installs them (Debian 12, as root)`);
+  }
+  if (opt.sipp && process.getuid?.() !== 0) throw new Error('--sipp counts packets with iptables rules: run as root');
   if (opt.sipp) {
     // RTP of the anchors' scenarios is PCMU, 20 ms: 160 bytes of payload, an IP packet of 200
     // bytes (216 from our gateway, which adds a 16-byte header extension); RTCP (the relays send

@@ -38,6 +38,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildLibsrtpWithOpenssl } from './mediasoup/libsrtp-openssl.mjs';
 import { applyWorkerPatches, PATCH_SET_VERSION } from './mediasoup/worker-patches.mjs';
 
 const TAG = '[mediasoup-worker]';
@@ -61,7 +62,9 @@ const BUILD_REQUIREMENTS = [
 	{ pkg: 'g++', commands: ['cc', 'c++'] },
 	{ pkg: 'libssl-dev', modules: ['openssl >= 3.0', 'libssl >= 3.0', 'libcrypto >= 3.0'] },
 	{ pkg: 'libuv1-dev', modules: ['libuv'] },
-	{ pkg: 'libsrtp2-dev', modules: ['libsrtp2'] },
+	// libsrtp itself is built from Debian's source package, with OpenSSL (libsrtp-openssl.mjs)
+	{ pkg: 'make', commands: ['make', 'tar'] },
+	{ pkg: 'debian-archive-keyring', files: ['/usr/share/keyrings/debian-archive-keyring.gpg'] },
 	{ pkg: 'libusrsctp-dev', modules: ['usrsctp'] },
 	{
 		pkg: 'libabsl-dev',
@@ -404,6 +407,10 @@ function checkBuildRequirements() {
 			if (!findOnPath(command)) ok = false;
 		}
 
+		for (const file of req.files ?? []) {
+			if (!fs.existsSync(file)) ok = false;
+		}
+
 		if (ok && req.modules) {
 			ok =
 				havePkgConfig &&
@@ -505,7 +512,7 @@ function stageWorkerSources(stageDir) {
 
 // Runs a command with its output going to the build log. Prints a progress line every 10 % of
 // ninja's "[n/N]" steps. On failure prints the end of the log.
-function runLogged(label, command, args, logFile) {
+function runLogged(label, command, args, logFile, env = process.env) {
 	return new Promise((resolve, reject) => {
 		const started = Date.now();
 		const logStream = fs.createWriteStream(logFile, { flags: 'a' });
@@ -513,7 +520,7 @@ function runLogged(label, command, args, logFile) {
 		logStream.write(`\n$ ${command} ${args.join(' ')}\n`);
 		log(`${label}...`);
 
-		const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+		const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
 		let lastDecile = 0;
 		let pending = '';
 		let tail = [];
@@ -591,6 +598,20 @@ async function buildWorker({ version, cacheFile, buildRoot, keepBuild, output })
 	log(`applied the gateway's worker patch set ${PATCH_SET_VERSION}: ${patches.join(', ')}`);
 	log(`build log: ${logFile}`);
 
+	let pkgConfigDir;
+
+	try {
+		pkgConfigDir = buildLibsrtpWithOpenssl({ buildRoot, logFile, log });
+	} catch (error) {
+		throw new StepError(`libsrtp: ${error.message}`);
+	}
+
+	// our libsrtp2.pc first: the libsrtp3 subproject's dependency('libsrtp2') links it statically
+	const mesonEnv = {
+		...process.env,
+		PKG_CONFIG_PATH: [pkgConfigDir, process.env.PKG_CONFIG_PATH].filter(Boolean).join(':'),
+	};
+
 	await runLogged(
 		'meson setup',
 		'meson',
@@ -604,16 +625,18 @@ async function buildWorker({ version, cacheFile, buildRoot, keepBuild, output })
 			buildDir,
 			stageDir,
 		],
-		logFile
+		logFile,
+		mesonEnv
 	);
 	// The generated flatbuffers headers must exist before the worker's sources compile.
 	await runLogged(
 		'generate flatbuffers headers',
 		'meson',
 		['compile', '-C', buildDir, 'flatbuffers-generator'],
-		logFile
+		logFile,
+		mesonEnv
 	);
-	await runLogged('compile mediasoup-worker', 'meson', ['compile', '-C', buildDir, 'mediasoup-worker'], logFile);
+	await runLogged('compile mediasoup-worker', 'meson', ['compile', '-C', buildDir, 'mediasoup-worker'], logFile, mesonEnv);
 
 	const built = path.join(buildDir, 'mediasoup-worker');
 

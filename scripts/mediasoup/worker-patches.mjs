@@ -7,8 +7,12 @@
 // The Node side finds out at start-up which of these the running worker has
 // (server/media/worker-features.ts): the prebuilt, unpatched worker keeps working.
 
-/** Bump when the patch set changes: cached and installed workers of another set are rebuilt. */
-export const PATCH_SET_VERSION = 3;
+/**
+ * Bump when the patch set, or anything else the build puts into the binary, changes: cached and
+ * installed workers of another set are rebuilt. 4: the patches of 3, and libsrtp built with
+ * OpenSSL (libsrtp-openssl.mjs) instead of Debian's NSS-backed libsrtp2.
+ */
+export const PATCH_SET_VERSION = 4;
 
 const T = (n) => '\t'.repeat(n);
 

@@ -15,24 +15,32 @@ export interface GatewayEvent {
 
 export class EventBus extends EventEmitter<{ event: [GatewayEvent] }> {
   private seq = 0;
-  /** the last events, for subscribers that reconnect */
-  private readonly recent: GatewayEvent[] = [];
+  /**
+   * The last `keep` events, for subscribers that reconnect: a ring (event n at n % keep), so
+   * that publishing stays O(1) (shifting a 500-entry array was 1 % of a call's CPU).
+   */
+  private readonly recent: (GatewayEvent | undefined)[];
 
-  constructor(private readonly keep = 500) {
+  constructor(keep = 500) {
     super();
     this.setMaxListeners(1000);
+    this.recent = new Array<GatewayEvent | undefined>(Math.max(1, keep));
   }
 
   publish(type: string, data: Record<string, unknown>): GatewayEvent {
     const event: GatewayEvent = { id: ++this.seq, type, time: new Date().toISOString(), data };
-    this.recent.push(event);
-    if (this.recent.length > this.keep) this.recent.shift();
+    this.recent[event.id % this.recent.length] = event;
     this.emit('event', event);
     return event;
   }
 
   /** Events after `id` still remembered. */
   since(id: number): GatewayEvent[] {
-    return this.recent.filter((e) => e.id > id);
+    const out: GatewayEvent[] = [];
+    for (let n = Math.max(id + 1, this.seq - this.recent.length + 1); n <= this.seq; n++) {
+      const e = this.recent[n % this.recent.length];
+      if (e) out.push(e);
+    }
+    return out;
   }
 }

@@ -145,6 +145,15 @@ describe('the gateway process: API, events, metrics, shutdown', () => {
     assert.ok(types.includes('call.started') && types.includes('call.answered'), types.join(', '));
     assert.equal(stream.events.find((e) => e.type === 'call.ended')!.data.reason, 'ended by the API');
     stream.close();
+    // a subscriber that reconnects (Last-Event-ID, here ?since=) is given what it missed, in order
+    const seen = stream.events as unknown as { id: number; type: string }[];
+    const again = subscribe(gw.http, `token=${TOKEN}&types=registration,call&since=${seen[0]!.id}`);
+    await waitFor('the missed events again', () => again.events.length >= seen.length - 1);
+    again.close();
+    assert.deepEqual(
+      (again.events as unknown as { id: number }[]).slice(0, seen.length - 1).map((e) => e.id),
+      seen.slice(1).map((e) => e.id),
+    );
 
     assert.equal((await api(gw.http, 'DELETE', '/api/registrations/alice')).json.removed, 1);
     assert.equal((await api(gw.http, 'GET', '/api/registrations/alice')).json.registrations.length, 0);

@@ -45,7 +45,7 @@ test('the Dockerfile builds on a supported Node LTS and runs the compiled gatewa
   assert.ok(fs.readFileSync(file('.dockerignore'), 'utf8').includes('node_modules'));
 });
 
-test('the Dockerfile\'s final stage installs every library the patched worker links (install-system-deps.sh --runtime)', (t) => {
+test('the Dockerfile\'s final stage installs every library the patched worker links (install-system-deps.sh --runtime), and SRTP is OpenSSL\'s', (t) => {
   const worker = file('node_modules/mediasoup/worker/out/Release/mediasoup-worker');
   const stamp = fs.existsSync(`${worker}.stamp`) ? fs.readFileSync(`${worker}.stamp`, 'utf8') : '';
   if (!stamp.startsWith('patched')) return t.skip('the installed worker is not our build (prebuilt: it links no Debian library)');
@@ -59,6 +59,9 @@ test('the Dockerfile\'s final stage installs every library the patched worker li
   for (const line of deps.split('\n')) if (line && !line.startsWith(' ')) closure.add(line.trim());
   const libs = execFileSync('ldd', [worker], { encoding: 'utf8' }).split('\n').map((l) => /=> (\/\S+)/.exec(l)?.[1]).filter((x): x is string => !!x);
   assert.ok(libs.length > 3, 'ldd lists the worker\'s libraries');
+  // SRTP through OpenSSL (scripts/mediasoup/libsrtp-openssl.mjs), not Debian's NSS-backed libsrtp2
+  const nss = libs.filter((l) => /lib(nss3|srtp2)\.so/.test(l));
+  assert.deepEqual(nss, [], 'the worker links libsrtp built with OpenSSL, not NSS');
   // one dpkg-query for all (it scans every package's file list): each library under its
   // ldd name, its real path, and the other side of the /lib -> /usr/lib merge
   const names = (lib: string): string[] => {
