@@ -313,6 +313,7 @@ async function startMedia(config: Config, advertise: string, log: Logger): Promi
     latchTimeout: m.latchTimeout,
     latchPackets: m.latchPackets,
     checkInterval: m.checkInterval,
+    teardownLinger: m.teardownLinger,
     routerIdleTimeout: m.routerIdleTimeout,
     workerLogLevel: m.workerLogLevel,
   }, log.child({ component: 'media' }));

@@ -154,6 +154,7 @@ export const ConfigSchema = Type.Object({
     latchTimeout: Type.Integer({ minimum: 0, default: 500, description: 'ms to wait for a phone\'s first RTP packet before sending to its SDP address anyway' }),
     latchPackets: Type.Integer({ minimum: 1, maximum: 50, default: 4, description: 'RTP packets in sequence (one SSRC) needed from a source a phone\'s SDP does not name (behind NAT) before its leg latches to it; a packet from the SDP\'s address latches at once (strict source: no RTP bleed)' }),
     checkInterval: Type.Integer({ minimum: 100, default: 1000, description: 'ms between checks of every call\'s media; every fifteenth reads each leg\'s counters (timeouts, byte totals; every fifth for phones with a prebuilt worker, which does not report phones that now send from elsewhere); new SSRCs are told by the workers' }),
+    teardownLinger: Type.Integer({ minimum: 0, maximum: 30000, default: 1000, description: 'ms an answered call\'s media keeps relaying after the call ends (rtpengine\'s delete-delay): what a party sent just before or as its BYE left still reaches the other; ports are freed after it (0: at once)' }),
     routerIdleTimeout: Type.Integer({ minimum: 0, default: 30, description: 'seconds a mediasoup router with no call left stays open for the next call of the same codecs (0: closed with its last call)' }),
     workerLogLevel: Type.Union([Type.Literal('debug'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('none')], { default: 'error' }),
   }, { additionalProperties: false, default: {} }),

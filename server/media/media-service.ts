@@ -32,6 +32,8 @@ export interface MediaOptions {
   latchPackets: number;
   /** ms between checks of every call's media */
   checkInterval: number;
+  /** ms an answered call's media goes on relaying after its deletion (rtpengine's delete-delay; 0: none) */
+  teardownLinger?: number;
   /** seconds an idle shared router waits for the next call */
   routerIdleTimeout: number;
   workerLogLevel: 'debug' | 'warn' | 'error' | 'none';
@@ -72,6 +74,8 @@ export class MediaService extends EventEmitter<MediaEvents> {
   private readonly sourceChecks = new Set<string>();
   /** workers whose legs are being searched for a reported SSRC */
   private readonly searching = new Set<number>();
+  /** deleted sessions still relaying for teardownLinger ms, each with the timer that closes it */
+  private readonly lingering = new Map<MediaSession, NodeJS.Timeout>();
 
   constructor(private readonly opts: MediaOptions, private readonly log: Logger) {
     super();
@@ -82,6 +86,12 @@ export class MediaService extends EventEmitter<MediaEvents> {
     this.pool.onWorkerDied = () => {
       for (const [key, s] of this.sessions) {
         if (s.router.closed) this.fail(key, 'media worker died');
+      }
+      for (const [s, timer] of this.lingering) {
+        if (!s.router.closed) continue;
+        clearTimeout(timer);
+        this.lingering.delete(s);
+        s.close();
       }
     };
     this.pool.onUnknownSource = (pid, port) => {
@@ -189,7 +199,25 @@ export class MediaService extends EventEmitter<MediaEvents> {
     }
     this.sessions.delete(key);
     for (const leg of s.legs()) this.seen.delete(leg);
+    // Like rtpengine's delete-delay: a BYE and the last RTP before it race (SIPp's and phones'
+    // streams end as the BYE leaves, the far side's stream a moment later), so an answered
+    // call's transports relay a while longer; nothing finds the session any more meanwhile.
+    const linger = this.opts.teardownLinger ?? 0;
+    if (linger > 0 && s.answered && !s.isClosed && !s.router.closed) {
+      const timer = setTimeout(() => {
+        this.lingering.delete(s);
+        s.close();
+      }, linger);
+      timer.unref();
+      this.lingering.set(s, timer);
+      return;
+    }
     s.close();
+  }
+
+  /** sessions deleted but still relaying (teardownLinger) */
+  get lingeringCount(): number {
+    return this.lingering.size;
   }
 
   has(key: string): boolean {
@@ -347,6 +375,11 @@ export class MediaService extends EventEmitter<MediaEvents> {
   close(): void {
     if (this.checker) clearInterval(this.checker);
     for (const key of [...this.sessions.keys()]) this.delete(key);
+    for (const [s, timer] of this.lingering) {
+      clearTimeout(timer);
+      s.close();
+    }
+    this.lingering.clear();
     this.pool.close();
   }
 }

@@ -1,8 +1,8 @@
 /**
  * What the media bridge leaves behind: nothing. An offer it cannot carry, or one the callee
  * refuses, ends in 488 with no mediasoup object left; 200 calls set up and torn down leave
- * no transport or RTP port in use, and their router closes once it has been idle for
- * media.routerIdleTimeout.
+ * no transport or RTP port in use once media.teardownLinger has passed, and their router
+ * closes once it has been idle for media.routerIdleTimeout.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -59,6 +59,8 @@ describe('media resources over a call\'s life', () => {
     assert.equal(callee.code, 0, callee.output.slice(-3000));
     assert.equal(uac.successful, 200);
     await waitFor('every call over', () => gw.calls.size === 0);
+    // the last calls' media relay for media.teardownLinger (1 s) after their BYE, then go
+    await waitFor('the lingering media closed', () => gw.media!.lingeringCount === 0, 5000);
     const left = await mediaObjects();
     assert.deepEqual({ transports: left.transports, ports: left.ports }, { transports: 0, ports: 0 });
     // the calls shared one router (same numbering), kept for the next call for a second
