@@ -141,7 +141,10 @@ export class ProxyCore {
           headers.push(['Allow', ALLOW], ['Accept', 'application/sdp'], ['Supported', 'path, outbound']);
         }
         this.reply(tx, action.status, action.reason, headers);
-        this.logOutcome(ctx, action.status);
+        // OPTIONS answered 200 are keep-alives and monitoring pings (a phone every 30 s, a
+        // load balancer every second): a line each would bury the log, as in Kamailio's
+        if (req.method !== 'OPTIONS' || action.status !== 200) this.logOutcome(ctx, action.status);
+        else if (this.d.log.isLevelEnabled('debug')) ctx.log.debug({ method: 'OPTIONS', status: 200 }, 'transaction');
         return;
       }
       case 'save': {
