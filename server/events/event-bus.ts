@@ -34,10 +34,10 @@ export class EventBus extends EventEmitter<{ event: [GatewayEvent] }> {
     return event;
   }
 
-  /** Events after `id` still remembered. */
+  /** Events after `id` (a subscriber's Last-Event-ID: any number) still remembered. */
   since(id: number): GatewayEvent[] {
     const out: GatewayEvent[] = [];
-    for (let n = Math.max(id + 1, this.seq - this.recent.length + 1); n <= this.seq; n++) {
+    for (let n = Math.max(Math.floor(id) + 1, this.seq - this.recent.length + 1); n <= this.seq; n++) {
       const e = this.recent[n % this.recent.length];
       if (e) out.push(e);
     }

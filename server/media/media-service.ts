@@ -33,7 +33,7 @@ export interface MediaOptions {
   /** ms between checks of every call's media */
   checkInterval: number;
   /** ms an answered call's media goes on relaying after its deletion (rtpengine's delete-delay; 0: none) */
-  teardownLinger?: number;
+  teardownLinger: number;
   /** seconds an idle shared router waits for the next call */
   routerIdleTimeout: number;
   workerLogLevel: 'debug' | 'warn' | 'error' | 'none';
@@ -202,7 +202,7 @@ export class MediaService extends EventEmitter<MediaEvents> {
     // Like rtpengine's delete-delay: a BYE and the last RTP before it race (SIPp's and phones'
     // streams end as the BYE leaves, the far side's stream a moment later), so an answered
     // call's transports relay a while longer; nothing finds the session any more meanwhile.
-    const linger = this.opts.teardownLinger ?? 0;
+    const linger = this.opts.teardownLinger;
     if (linger > 0 && s.answered && !s.isClosed && !s.router.closed) {
       const timer = setTimeout(() => {
         this.lingering.delete(s);

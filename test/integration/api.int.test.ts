@@ -52,8 +52,8 @@ async function api(port: number, method: string, route: string, opts: { token?: 
 }
 
 /** Reads the SSE stream into a list of events. */
-function subscribe(port: number, query: string): { events: { type: string; data: any }[]; close: () => void } {
-  const events: { type: string; data: any }[] = [];
+function subscribe(port: number, query: string): { events: { id: number; type: string; data: any }[]; close: () => void } {
+  const events: { id: number; type: string; data: any }[] = [];
   const req = http.get(`http://127.0.0.1:${port}/api/events?${query}`, (res) => {
     let buf = '';
     res.on('data', (d: Buffer) => {
@@ -64,7 +64,7 @@ function subscribe(port: number, query: string): { events: { type: string; data:
         buf = buf.slice(i + 2);
         const data = block.split('\n').find((l) => l.startsWith('data: '));
         if (data) {
-          const e = JSON.parse(data.slice(6)) as { type: string; data: any };
+          const e = JSON.parse(data.slice(6)) as { id: number; type: string; data: any };
           events.push(e);
         }
       }
@@ -146,14 +146,11 @@ describe('the gateway process: API, events, metrics, shutdown', () => {
     assert.equal(stream.events.find((e) => e.type === 'call.ended')!.data.reason, 'ended by the API');
     stream.close();
     // a subscriber that reconnects (Last-Event-ID, here ?since=) is given what it missed, in order
-    const seen = stream.events as unknown as { id: number; type: string }[];
+    const seen = stream.events;
     const again = subscribe(gw.http, `token=${TOKEN}&types=registration,call&since=${seen[0]!.id}`);
     await waitFor('the missed events again', () => again.events.length >= seen.length - 1);
     again.close();
-    assert.deepEqual(
-      (again.events as unknown as { id: number }[]).slice(0, seen.length - 1).map((e) => e.id),
-      seen.slice(1).map((e) => e.id),
-    );
+    assert.deepEqual(again.events.slice(0, seen.length - 1).map((e) => e.id), seen.slice(1).map((e) => e.id));
 
     assert.equal((await api(gw.http, 'DELETE', '/api/registrations/alice')).json.removed, 1);
     assert.equal((await api(gw.http, 'GET', '/api/registrations/alice')).json.registrations.length, 0);
